@@ -1,0 +1,3 @@
+// Package kanbotsidecar_test holds repository-wide checks: import directions
+// and package docs.
+package kanbotsidecar_test
