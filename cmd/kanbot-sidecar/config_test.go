@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	home := t.TempDir()
+	if err := os.WriteFile(filepath.Join(home, "config.yaml"), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return home
+}
+
+func TestLoadConfigDefaultsWithoutFile(t *testing.T) {
+	home := t.TempDir()
+	fc, err := loadConfig(home, nil)
+	if err != nil {
+		t.Fatalf("loadConfig(no file) = %v", err)
+	}
+	if fc.Listen != "127.0.0.1:8787" || fc.AdminListen != "127.0.0.1:8788" || fc.Upstream != "http://127.0.0.1:8000" {
+		t.Errorf("listen/admin/upstream = %q %q %q, want the DESIGN.md defaults", fc.Listen, fc.AdminListen, fc.Upstream)
+	}
+	if fc.InjectHeader != "X-API-Key" || fc.UpstreamTimeout != 30*time.Second || fc.ShutdownTimeout != 10*time.Second {
+		t.Errorf("inject/timeouts = %q %v %v", fc.InjectHeader, fc.UpstreamTimeout, fc.ShutdownTimeout)
+	}
+	if fc.RateLimit.Rate != 10 || fc.RateLimit.Burst != 20 {
+		t.Errorf("rate_limit = %v/%d, want 10/20", fc.RateLimit.Rate, fc.RateLimit.Burst)
+	}
+	if fc.Audit.Durability != "process" || fc.Audit.FailOpen || fc.auditPath() != filepath.Join(home, "audit.db") {
+		t.Errorf("audit = %+v (path %s)", fc.Audit, fc.auditPath())
+	}
+	if got := strings.Join(fc.Audit.RedactQuery, ","); got != "api_key,key,token,password,secret" {
+		t.Errorf("audit.redact_query = %s", got)
+	}
+	if fc.Log.Level != "info" || fc.Log.Format != "auto" {
+		t.Errorf("log = %+v", fc.Log)
+	}
+}
+
+// TestLoadConfigPrecedence checks flags > env > config.yaml > defaults.
+func TestLoadConfigPrecedence(t *testing.T) {
+	home := writeConfig(t, "listen: 127.0.0.1:9001\nupstream: http://127.0.0.1:9100\nrate_limit:\n  rate: 3\naudit:\n  path: /tmp/x-audit.db\n")
+	t.Setenv("KANBOT_SIDECAR_UPSTREAM", "http://127.0.0.1:9200")
+	t.Setenv("KANBOT_SIDECAR_RATE_LIMIT_BURST", "7")
+	t.Setenv("KANBOT_SIDECAR_AUDIT_DURABILITY", "power")
+	flags := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	flags.String("listen", defaults["listen"].(string), "")
+	flags.String("upstream", defaults["upstream"].(string), "")
+	if err := flags.Parse([]string{"--upstream", "http://127.0.0.1:9300"}); err != nil {
+		t.Fatal(err)
+	}
+	fc, err := loadConfig(home, flags)
+	if err != nil {
+		t.Fatalf("loadConfig = %v", err)
+	}
+	checks := []struct{ name, got, want string }{
+		{"listen (file beats unset flag)", fc.Listen, "127.0.0.1:9001"},
+		{"upstream (flag beats env and file)", fc.Upstream, "http://127.0.0.1:9300"},
+		{"audit.durability (env beats default)", fc.Audit.Durability, "power"},
+		{"audit path (absolute kept)", fc.auditPath(), "/tmp/x-audit.db"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if fc.RateLimit.Rate != 3 || fc.RateLimit.Burst != 7 {
+		t.Errorf("rate_limit = %v/%d, want 3 (file) / 7 (env)", fc.RateLimit.Rate, fc.RateLimit.Burst)
+	}
+}
+
+func TestLoadConfigRejectsBadInput(t *testing.T) {
+	cases := []struct {
+		name, body, want string
+	}{
+		{"unknown top-level key", "lisen: 127.0.0.1:1\n", "lisen"},
+		{"unknown nested key", "audit:\n  durabilty: power\n", "durabilty"},
+		{"bad yaml", "listen: [\n", "config.yaml"},
+		{"bad durability", "audit:\n  durability: sometimes\n", "audit.durability"},
+		{"bad listen", "listen: nonsense\n", "listen"},
+		{"bad upstream scheme", "upstream: ftp://x\n", "upstream"},
+		{"upstream with credentials", "upstream: http://u:p@127.0.0.1:1\n", "upstream"},
+		{"zero rate", "rate_limit:\n  rate: 0\n", "rate_limit"},
+		{"bad timeout", "upstream_timeout: soon\n", "upstream_timeout"},
+		{"bad log level", "log:\n  level: loud\n", "log.level"},
+		{"client without hash", "clients:\n  - name: a\n    profiles: [alice]\n", "token_sha256"},
+		{"client without profiles", "clients:\n  - name: a\n    token_sha256: " + strings.Repeat("ab", 32) + "\n", "profiles"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			home := writeConfig(t, c.body)
+			_, err := loadConfig(home, nil)
+			if err == nil {
+				t.Fatalf("loadConfig(%q) = nil error, want one mentioning %q", c.body, c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("loadConfig(%q) = %v, want it to mention %q", c.body, err, c.want)
+			}
+		})
+	}
+}
