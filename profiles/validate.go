@@ -1,0 +1,171 @@
+package profiles
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/mail"
+	"net/url"
+	"strings"
+
+	"github.com/kanbot/kanbot-sidecar/vault"
+)
+
+// Limits on profile metadata, so that profiles.yaml stays small and every
+// value is safe to use in a request or a log line.
+const (
+	MaxRate        = 1e6
+	MaxBurst       = 1 << 20
+	maxEmailLen    = 254
+	maxPathLen     = 1024
+	maxListLen     = 256
+	fingerprintLen = len("sha256:") + 12
+)
+
+// AllowedMethods are the methods a profile may list in allow_methods.
+// CONNECT is refused by the proxy anyway and TRACE has no use here.
+var AllowedMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+// Validate checks every field of m, including the name, and returns the
+// first problem found.
+func (m *Meta) Validate() error {
+	if err := CheckName(m.Name); err != nil {
+		return err
+	}
+	if err := CheckEmail(m.Email); err != nil {
+		return err
+	}
+	if m.Upstream != "" {
+		if err := CheckUpstream(m.Upstream); err != nil {
+			return err
+		}
+	}
+	if math.IsNaN(m.Rate) || m.Rate < 0 || m.Rate > MaxRate {
+		return fmt.Errorf("rate %v: must be between 0 (the default) and %g requests/s", m.Rate, float64(MaxRate))
+	}
+	if m.Burst < 0 || m.Burst > MaxBurst {
+		return fmt.Errorf("burst %d: must be between 0 (the default) and %d", m.Burst, MaxBurst)
+	}
+	if len(m.AllowPaths) > maxListLen || len(m.AllowMethods) > maxListLen {
+		return fmt.Errorf("allow_paths and allow_methods hold at most %d entries each", maxListLen)
+	}
+	for _, p := range m.AllowPaths {
+		if err := CheckPathPrefix(p); err != nil {
+			return err
+		}
+	}
+	for _, meth := range m.AllowMethods {
+		if err := CheckMethod(meth); err != nil {
+			return err
+		}
+	}
+	if err := checkFingerprint(m.KeyFingerprint); err != nil {
+		return err
+	}
+	if m.CreatedAt.IsZero() {
+		return errors.New("created_at is missing")
+	}
+	return nil
+}
+
+// CheckEmail accepts a bare address ("alice@example.com"): no display name,
+// no angle brackets, no spaces.
+func CheckEmail(s string) error {
+	if s == "" {
+		return errors.New("email is required")
+	}
+	if len(s) > maxEmailLen {
+		return fmt.Errorf("email is longer than %d bytes", maxEmailLen)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s || !strings.Contains(s, "@") {
+		return fmt.Errorf("email %q: want a bare address like alice@example.com", s)
+	}
+	return nil
+}
+
+// CheckUpstream accepts an absolute http or https URL with a host and no
+// credentials, query or fragment: the Kanbot base URL of a profile.
+func CheckUpstream(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("upstream %q: not a URL", s)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("upstream %q: scheme must be http or https", s)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return fmt.Errorf("upstream %q: no host", s)
+	}
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") {
+		return fmt.Errorf("upstream %q: must not contain credentials, a query or a fragment", s)
+	}
+	return nil
+}
+
+// CheckMethod accepts an upper-case method from AllowedMethods.
+func CheckMethod(s string) error {
+	for _, m := range AllowedMethods {
+		if s == m {
+			return nil
+		}
+	}
+	return fmt.Errorf("method %q: want one of %s (upper case)", s, strings.Join(AllowedMethods, " "))
+}
+
+// CheckPathPrefix accepts a normalised absolute path prefix ("/api/v1/"):
+// printable ASCII, no query, fragment, percent-encoding, backslash, empty
+// segment or dot segment, so that prefix matching after the proxy's path
+// normalisation means what it says.
+func CheckPathPrefix(p string) error {
+	bad := func(why string) error { return fmt.Errorf("allow path %q: %s", p, why) }
+	if !strings.HasPrefix(p, "/") {
+		return bad("must start with /")
+	}
+	if len(p) > maxPathLen {
+		return bad(fmt.Sprintf("longer than %d bytes", maxPathLen))
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f {
+			return bad("must be printable ASCII without spaces")
+		}
+	}
+	if strings.ContainsAny(p, `?#%\`) {
+		return bad(`must not contain ?, #, % or \`)
+	}
+	if strings.Contains(p, "//") {
+		return bad("must not contain an empty segment (//)")
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return bad("must not contain . or .. segments")
+		}
+	}
+	return nil
+}
+
+// CheckKey accepts a key for a vault file: non-empty, at most
+// vault.MaxKeySize bytes, printable ASCII without spaces (it travels in an
+// HTTP header). Errors never quote the key.
+func CheckKey(key []byte) error {
+	if len(key) == 0 {
+		return errors.New("key is empty")
+	}
+	if len(key) > vault.MaxKeySize {
+		return fmt.Errorf("key is longer than %d bytes", vault.MaxKeySize)
+	}
+	for _, c := range key {
+		if c <= ' ' || c >= 0x7f {
+			return errors.New("key must be printable ASCII without spaces or control characters (was more than one line given?)")
+		}
+	}
+	return nil
+}
+
+func checkFingerprint(fp string) error {
+	if len(fp) != fingerprintLen || !strings.HasPrefix(fp, "sha256:") ||
+		strings.Trim(fp[len("sha256:"):], "0123456789abcdef") != "" {
+		return fmt.Errorf("key_fingerprint %q: want sha256: and 12 lower-case hex digits", fp)
+	}
+	return nil
+}
