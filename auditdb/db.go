@@ -1,0 +1,336 @@
+package auditdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+)
+
+// Durability levels (config key audit.durability).
+const (
+	// DurabilityProcess (the default) survives a killed process: the WAL is
+	// written at each commit but not fsynced (synchronous=NORMAL).
+	DurabilityProcess = "process"
+	// DurabilityPower also survives power loss: every commit is fsynced
+	// (synchronous=FULL).
+	DurabilityPower = "power"
+)
+
+// Defaults for the zero values of Config's bounds.
+const (
+	DefaultQueueSize     = 4096
+	DefaultMaxBatch      = 1024
+	DefaultBusyTimeout   = 5 * time.Second
+	DefaultCheckpointGap = 4096 // events committed between background WAL checkpoints
+)
+
+// Errors callers branch on.
+var (
+	// ErrClosed is returned by Record after Close has begun.
+	ErrClosed = errors.New("audit database is closed")
+	// ErrReadOnly is returned by writing methods of a DB from OpenReadOnly.
+	ErrReadOnly = errors.New("audit database is open read-only")
+	// ErrNotExist is returned by OpenReadOnly when the file does not exist
+	// (it never creates one).
+	ErrNotExist = errors.New("audit database does not exist")
+)
+
+// Config configures Open. Only Path is required.
+type Config struct {
+	// Path is the SQLite file. It is created 0600 if missing (its -wal and
+	// -shm files get the same mode); its directory must exist.
+	Path string
+	// Durability is DurabilityProcess (synchronous=NORMAL; "" means this) or
+	// DurabilityPower (synchronous=FULL).
+	Durability string
+	// RedactQuery names query parameters (case-insensitive) whose values are
+	// stored as REDACTED. Nil redacts nothing.
+	RedactQuery []string
+	// Now is the clock for events with a zero TS and for prune records.
+	// Nil means time.Now.
+	Now func() time.Time
+	// OnCommit, if not nil, is called by the writer goroutine after each
+	// successful commit with the number of events and the time the
+	// transaction took (BEGIN to COMMIT). It must not block.
+	OnCommit func(events int, d time.Duration)
+	// QueueSize bounds the events waiting for the writer; when it is full,
+	// Record waits (bounded by its context). Zero means DefaultQueueSize.
+	QueueSize int
+	// MaxBatch bounds the events written in one transaction. Zero means
+	// DefaultMaxBatch.
+	MaxBatch int
+	// BusyTimeout is how long a transaction waits for another process's
+	// write lock before failing. Zero means DefaultBusyTimeout.
+	BusyTimeout time.Duration
+	// CheckpointGap is how many committed events trigger a background WAL
+	// checkpoint (the writer's connection never checkpoints itself, so a
+	// commit never pays for one). Zero means DefaultCheckpointGap.
+	CheckpointGap int
+}
+
+// DB is an open audit database. A DB from Open appends events through one
+// group-commit writer goroutine and also answers queries; a DB from
+// OpenReadOnly only answers queries. All methods are safe for concurrent
+// use. Close releases it.
+type DB struct {
+	path     string
+	readOnly bool
+	now      func() time.Time
+	redact   map[string]bool
+	onCommit func(int, time.Duration)
+	maxBatch int
+	ckptGap  int
+
+	rdb *sql.DB // deferred transactions, mode=ro: queries, verify, stats
+	wdb *sql.DB // _txlock=immediate: writer, checkpointer, prune, ping (nil when read-only)
+
+	queue chan *pending
+
+	mu     sync.RWMutex // guards closed against sends on queue
+	closed bool
+
+	stop      chan struct{} // closed by Close: the writer drains the queue and exits
+	done      chan struct{} // closed when the writer has exited
+	ckpt      chan struct{} // writer → checkpointer nudges
+	ckptDone  chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating and migrating if needed) the audit database at
+// cfg.Path and starts its writer. The caller must Close it.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("open audit database: no path")
+	}
+	sync := "NORMAL"
+	switch cfg.Durability {
+	case "", DurabilityProcess:
+	case DurabilityPower:
+		sync = "FULL"
+	default:
+		return nil, fmt.Errorf("open audit database: durability %q: want %q or %q", cfg.Durability, DurabilityProcess, DurabilityPower)
+	}
+	if cfg.QueueSize < 0 || cfg.MaxBatch < 0 || cfg.BusyTimeout < 0 || cfg.CheckpointGap < 0 {
+		return nil, errors.New("open audit database: negative queue size, batch, busy timeout or checkpoint gap")
+	}
+	path, err := filepath.Abs(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("open audit database %s: %w", cfg.Path, err)
+	}
+	if err := createFile(path); err != nil {
+		return nil, err
+	}
+	busy := cfg.BusyTimeout
+	if busy == 0 {
+		busy = DefaultBusyTimeout
+	}
+	db := &DB{
+		path:     path,
+		now:      cfg.Now,
+		redact:   make(map[string]bool, len(cfg.RedactQuery)),
+		onCommit: cfg.OnCommit,
+		maxBatch: orDefault(cfg.MaxBatch, DefaultMaxBatch),
+		ckptGap:  orDefault(cfg.CheckpointGap, DefaultCheckpointGap),
+		queue:    make(chan *pending, orDefault(cfg.QueueSize, DefaultQueueSize)),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		ckpt:     make(chan struct{}, 1),
+		ckptDone: make(chan struct{}),
+	}
+	if db.now == nil {
+		db.now = time.Now
+	}
+	for _, k := range cfg.RedactQuery {
+		db.redact[strings.ToLower(k)] = true
+	}
+	db.wdb, err = sql.Open("sqlite3", dsn(path, url.Values{
+		"_journal_mode": {"WAL"},
+		"_synchronous":  {sync},
+		"_busy_timeout": {fmt.Sprint(busy.Milliseconds())},
+		"_txlock":       {"immediate"},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("open audit database %s: %w", path, err)
+	}
+	db.rdb, err = sql.Open("sqlite3", dsn(path, url.Values{
+		"mode":          {"ro"},
+		"_busy_timeout": {fmt.Sprint(busy.Milliseconds())},
+	}))
+	if err != nil {
+		db.wdb.Close()
+		return nil, fmt.Errorf("open audit database %s: %w", path, err)
+	}
+	if err := migrate(ctx, db.wdb); err != nil {
+		db.closeDBs()
+		return nil, fmt.Errorf("open audit database %s: %w", path, err)
+	}
+	wconn, err := db.pinConn(ctx)
+	if err != nil {
+		db.closeDBs()
+		return nil, err
+	}
+	cconn, err := db.pinConn(ctx)
+	if err != nil {
+		wconn.Close()
+		db.closeDBs()
+		return nil, err
+	}
+	go db.writer(wconn)
+	go db.checkpointer(cconn)
+	return db, nil
+}
+
+// OpenReadOnly opens an existing audit database for queries, Verify and
+// Stats without taking write access to the file. It returns an error
+// wrapping ErrNotExist if path does not exist, and never creates it.
+func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open audit database %s: %w", path, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotExist, abs)
+		}
+		return nil, fmt.Errorf("open audit database: %w", err)
+	}
+	db := &DB{path: abs, readOnly: true, now: time.Now}
+	db.rdb, err = sql.Open("sqlite3", dsn(abs, url.Values{
+		"mode":          {"ro"},
+		"_busy_timeout": {fmt.Sprint(DefaultBusyTimeout.Milliseconds())},
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("open audit database %s: %w", abs, err)
+	}
+	if err := checkSchema(ctx, db.rdb); err != nil {
+		db.rdb.Close()
+		return nil, fmt.Errorf("open audit database %s: %w", abs, err)
+	}
+	return db, nil
+}
+
+// Path is the absolute path of the database file.
+func (db *DB) Path() string { return db.path }
+
+// QueueDepth is the number of events waiting for the writer (for metrics).
+func (db *DB) QueueDepth() int { return len(db.queue) }
+
+// Ping reports whether the database is writable right now: it takes and
+// releases the write lock (BEGIN IMMEDIATE; ROLLBACK). It is meant for
+// readiness checks, not for every request.
+func (db *DB) Ping(ctx context.Context) error {
+	if db.readOnly {
+		return ErrReadOnly
+	}
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	tx, err := db.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("audit database %s not writable: %w", db.path, err)
+	}
+	return tx.Rollback()
+}
+
+// Close stops accepting events, commits every event already queued, stops
+// the writer and closes the database. It is safe to call more than once.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		if db.readOnly {
+			db.closeErr = db.rdb.Close()
+			return
+		}
+		db.mu.Lock()
+		db.closed = true
+		db.mu.Unlock()
+		close(db.stop)
+		<-db.done
+		<-db.ckptDone
+		db.closeErr = db.closeDBs()
+	})
+	return db.closeErr
+}
+
+func (db *DB) closeDBs() error {
+	var errs []error
+	if db.wdb != nil {
+		errs = append(errs, db.wdb.Close())
+	}
+	if db.rdb != nil {
+		errs = append(errs, db.rdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// pinConn takes a dedicated connection with automatic checkpoints off: the
+// background checkpointer does them, so no commit pays for one
+// (PERFORMANCE.md).
+func (db *DB) pinConn(ctx context.Context) (*sql.Conn, error) {
+	c, err := db.wdb.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open audit database %s: %w", db.path, err)
+	}
+	if _, err := c.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open audit database %s: %w", db.path, err)
+	}
+	return c, nil
+}
+
+// createFile makes sure path exists with mode 0600 before SQLite opens it,
+// so SQLite creates -wal and -shm with the same mode. The directory must
+// already exist: a missing directory is a configuration error, not
+// something to paper over.
+func createFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("open audit database %s: directory %s does not exist", path, filepath.Dir(path))
+		}
+		// A read-only file is still opened (read-only) by SQLite; writes
+		// then fail with a clear error.
+		if _, serr := os.Stat(path); serr != nil {
+			return fmt.Errorf("open audit database: %w", err)
+		}
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("open audit database: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := f.Chmod(0o600); err != nil {
+			return fmt.Errorf("open audit database: %w", err)
+		}
+	}
+	return nil
+}
+
+// dsn builds a go-sqlite3 URI DSN; the path is escaped so that '?', '#' and
+// '%' in a directory name cannot change the parameters.
+func dsn(path string, params url.Values) string {
+	u := url.URL{Scheme: "file", OmitHost: true, Path: path}
+	return u.String() + "?" + params.Encode()
+}
+
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
