@@ -251,3 +251,7 @@ func prefixed(alias, cols string) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// ParseID reports whether s is a UUID (8-4-4-4-12 hex, either case) and
+// returns it in the canonical lower-case form ids are stored in.
+func ParseID(s string) (string, bool) { return parseUUID(s) }

@@ -212,23 +212,9 @@ func (b *Backend) CreateSpace(ctx context.Context, ownerID string, ns NewSpace) 
 		return nil, fmt.Errorf("create space: %w", err)
 	}
 	defer tx.Rollback()
-	id, now := newID(), b.timestamp()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO spaces (id, name, type, owner_id, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		id, ns.Name, ns.Type, ownerID, ns.Settings, now); err != nil {
-		if isForeignKeyViolation(err) {
-			return nil, ErrUserNotFound
-		}
-		return nil, fmt.Errorf("create space: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO space_members (space_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`,
-		id, ownerID, RoleOwner, now); err != nil {
-		return nil, fmt.Errorf("create space owner: %w", err)
-	}
-	for i, c := range defaultColumns {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO columns (id, space_id, name, category, position, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			newID(), id, c.name, c.category, i, now); err != nil {
-			return nil, fmt.Errorf("create space columns: %w", err)
-		}
+	id, err := b.createSpace(ctx, tx, ownerID, ns)
+	if err != nil {
+		return nil, err
 	}
 	s, err := loadSpace(ctx, tx, id)
 	if err != nil {
@@ -238,6 +224,29 @@ func (b *Backend) CreateSpace(ctx context.Context, ownerID string, ns NewSpace) 
 		return nil, fmt.Errorf("create space: %w", err)
 	}
 	return s, nil
+}
+
+// createSpace inserts the space, its owner membership and default columns.
+func (b *Backend) createSpace(ctx context.Context, tx *sql.Tx, ownerID string, ns NewSpace) (string, error) {
+	id, now := newID(), b.timestamp()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO spaces (id, name, type, owner_id, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		id, ns.Name, ns.Type, ownerID, ns.Settings, now); err != nil {
+		if isForeignKeyViolation(err) {
+			return "", ErrUserNotFound
+		}
+		return "", fmt.Errorf("create space: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO space_members (space_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)`,
+		id, ownerID, RoleOwner, now); err != nil {
+		return "", fmt.Errorf("create space owner: %w", err)
+	}
+	for i, c := range defaultColumns {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO columns (id, space_id, name, category, position, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			newID(), id, c.name, c.category, i, now); err != nil {
+			return "", fmt.Errorf("create space columns: %w", err)
+		}
+	}
+	return id, nil
 }
 
 func (b *Backend) listSpaces(w http.ResponseWriter, r *http.Request, u *User) error {
