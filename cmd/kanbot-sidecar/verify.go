@@ -20,6 +20,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kanbot/kanbot-sidecar/auditdb"
 	"github.com/kanbot/kanbot-sidecar/profiles"
 )
 
@@ -30,9 +31,6 @@ const (
 	checkFail = "FAIL"
 	checkWarn = "WARN"
 )
-
-// verifyIdentityFile is the age identity inside the home (DESIGN.md).
-const verifyIdentityFile = "identity.txt"
 
 // verifyProbeKey is the fake credential sent to prove the sidecar refuses an
 // agent's own credential. It is not a key of anyone's.
@@ -464,7 +462,7 @@ func (v *verifier) checkIsolation(ctx context.Context, p profiles.Meta, users ma
 	case len(shared) > 0:
 		v.add(name, checkWarn, "%d spaces, all %s's; shared: %s", len(spaces), p.Name, strings.Join(shared, "; "))
 	default:
-		v.add(name, checkPass, "%d space%s, all owned by or shared with %s only", len(spaces), verifyPlural(len(spaces)), me.Email)
+		v.add(name, checkPass, "%d space%s, each owned by %s or with it as a member; none shared with another profile", len(spaces), verifyPlural(len(spaces)), me.Email)
 	}
 }
 
@@ -594,14 +592,14 @@ func (v *verifier) checkRefusals(ctx context.Context, ps []profiles.Meta) {
 func (v *verifier) checkFileModes(ps []profiles.Meta) {
 	const name = "file_modes"
 	required := []string{
-		filepath.Join(v.home, verifyIdentityFile),
+		filepath.Join(v.home, identityFileName),
 		filepath.Join(v.home, profiles.FileName),
 		v.auditPath,
 	}
 	for _, p := range ps {
 		required = append(required, filepath.Join(v.home, profiles.VaultDirName, p.Name+".age"))
 	}
-	optional := []string{filepath.Join(v.home, "config.yaml"), v.auditPath + "-wal", v.auditPath + "-shm"}
+	optional := []string{filepath.Join(v.home, configFileName), v.auditPath + "-wal", v.auditPath + "-shm"}
 	// Vault files of removed profiles still hold keys: check them too.
 	if des, err := os.ReadDir(filepath.Join(v.home, profiles.VaultDirName)); err == nil {
 		for _, de := range des {
@@ -665,8 +663,21 @@ func (v *verifier) rel(path string) string {
 // checkAuditChain is check 7b: the audit DB's hash chain verifies.
 func (v *verifier) checkAuditChain(ctx context.Context) {
 	const name = "audit_chain"
-	_ = ctx
-	v.add(name, checkFail, "not checked: audit verification is not built yet")
+	db, err := auditdb.OpenReadOnly(ctx, v.auditPath)
+	if err != nil {
+		v.add(name, checkFail, "%v", err)
+		return
+	}
+	defer db.Close()
+	res, err := db.Verify(ctx)
+	switch {
+	case err != nil:
+		v.add(name, checkFail, "%v", err)
+	case !res.OK:
+		v.add(name, checkFail, "chain broken at seq %d: %s", res.BadSeq, res.Reason)
+	default:
+		v.add(name, checkPass, "%d events, seq %d..%d chain correctly", res.Events, res.FirstSeq, res.LastSeq)
+	}
 }
 
 func verifyPlural(n int) string {

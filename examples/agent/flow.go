@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -423,13 +422,13 @@ func (a *agent) refusals(ctx context.Context) error {
 
 func (a *agent) summary() {
 	fmt.Fprintln(a.out, "== summary")
-	tw := tabwriter.NewWriter(a.out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "  profile\trequests\tspaces\tcards\tmoved\ttasks\tcomments\topen\tfailures\t")
+	fmt.Fprintf(a.out, "  %-*s  %8s  %6s  %5s  %5s  %5s  %8s  %4s  %8s\n", a.width, "profile",
+		"requests", "spaces", "cards", "moved", "tasks", "comments", "open", "failures")
 	for _, p := range a.profiles {
 		t := a.stats[p]
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", p, a.requests[p], t.spaces, t.cards, t.moved, t.tasks, t.comments, t.open, t.failures)
+		fmt.Fprintf(a.out, "  %-*s  %8d  %6d  %5d  %5d  %5d  %8d  %4d  %8d\n", a.width, p,
+			a.requests[p], t.spaces, t.cards, t.moved, t.tasks, t.comments, t.open, t.failures)
 	}
-	tw.Flush()
 	if a.failed == 0 {
 		fmt.Fprintf(a.out, "result: OK, all %d expectations met\n", a.met)
 		return
