@@ -136,35 +136,6 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
-	t.Run("agent_expectation_failures", func(t *testing.T) {
-		// A profile the sidecar does not know: the agent must say so and exit 1.
-		r := s.run(t, runOpts{}, bins.agent, "--sidecar", s.sidecarURL, "--profiles", "alice,ghost")
-		if r.code != 1 {
-			t.Fatalf("agent with an unknown profile: exit %d, want 1\n%v", r.code, r)
-		}
-		if !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, "unknown_profile") || !strings.Contains(r.stdout, "result: FAILED") {
-			t.Errorf("agent output does not report the unknown profile's failures:\n%s", r.stdout)
-		}
-		// Nothing listening: a clear message, exit 1.
-		closed := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-		r = s.run(t, runOpts{}, bins.agent, "--sidecar", closed)
-		if r.code != 1 || !strings.Contains(r.stderr, "is `kanbot-sidecar serve` running") {
-			t.Errorf("agent against a closed port: want exit 1 and a hint, got %v", r)
-		}
-		// Bad usage: exit 2.
-		for _, args := range [][]string{
-			{"--sidecar", "ftp://127.0.0.1:1"},
-			{"--profiles", ","},
-			{"--profiles", "alice,alice"},
-			{"--no-such-flag"},
-			{"extra-arg"},
-		} {
-			if r := s.run(t, runOpts{}, bins.agent, args...); r.code != 2 {
-				t.Errorf("agent %v: exit %d, want 2\n%v", args, r.code, r)
-			}
-		}
-	})
-
 	t.Run("clients", func(t *testing.T) {
 		clientsDir := filepath.Join(repoRoot, "examples", "clients")
 		type client struct {
@@ -268,6 +239,35 @@ func TestEndToEnd(t *testing.T) {
 		for _, l := range lines[:len(lines)-1] {
 			if !strings.HasPrefix(l, "PASS ") {
 				t.Errorf("verify line %q does not start with PASS", l)
+			}
+		}
+	})
+
+	t.Run("agent_expectation_failures", func(t *testing.T) {
+		// A profile the sidecar does not know: the agent must say so and exit 1.
+		r := s.run(t, runOpts{}, bins.agent, "--sidecar", s.sidecarURL, "--profiles", "alice,ghost")
+		if r.code != 1 {
+			t.Fatalf("agent with an unknown profile: exit %d, want 1\n%v", r.code, r)
+		}
+		if !strings.Contains(r.stdout, "FAIL") || !strings.Contains(r.stdout, "unknown_profile") || !strings.Contains(r.stdout, "result: FAILED") {
+			t.Errorf("agent output does not report the unknown profile's failures:\n%s", r.stdout)
+		}
+		// Nothing listening: a clear message, exit 1.
+		closed := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		r = s.run(t, runOpts{}, bins.agent, "--sidecar", closed)
+		if r.code != 1 || !strings.Contains(r.stderr, "is `kanbot-sidecar serve` running") {
+			t.Errorf("agent against a closed port: want exit 1 and a hint, got %v", r)
+		}
+		// Bad usage: exit 2.
+		for _, args := range [][]string{
+			{"--sidecar", "ftp://127.0.0.1:1"},
+			{"--profiles", ","},
+			{"--profiles", "alice,alice"},
+			{"--no-such-flag"},
+			{"extra-arg"},
+		} {
+			if r := s.run(t, runOpts{}, bins.agent, args...); r.code != 2 {
+				t.Errorf("agent %v: exit %d, want 2\n%v", args, r.code, r)
 			}
 		}
 	})
