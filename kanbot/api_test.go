@@ -3,6 +3,7 @@ package kanbot_test
 import (
 	"net/http"
 	"regexp"
+	"sync"
 	"testing"
 
 	"github.com/kanbot/kanbot-sidecar/internal/testutil"
@@ -320,4 +321,39 @@ func TestAPIKeysOverHTTP(t *testing.T) {
 	st, v = call(t, b, key, "GET", "/api/v1/users/me", nil)
 	want(t, "revoked key", st, http.StatusUnauthorized)
 	detail(t, "revoked key", v, "Invalid API key")
+}
+
+// TestConcurrentWrites: parallel writers all succeed (BEGIN IMMEDIATE and
+// the busy timeout serialise them) and positions stay distinct.
+func TestConcurrentWrites(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	spaceID := w.space(t)
+	col := w.columns(t, spaceID)[0]
+	const n = 16
+	errs := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, data := w.b.Call(t, w.keys["mia"], "POST", "/api/v1/cards", map[string]any{"column_id": col, "name": "c"})
+			if st != http.StatusCreated {
+				errs <- string(data)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("concurrent create failed: %s", e)
+	}
+	st, v := call(t, w.b, w.keys["alice"], "GET", "/api/v1/cards?column_id="+col, nil)
+	seen := map[float64]bool{}
+	for _, c := range arr(t, v) {
+		seen[obj(t, c)["position"].(float64)] = true
+	}
+	if st != http.StatusOK || len(seen) != n {
+		t.Errorf("cards = %d, distinct positions %d, want %d", st, len(seen), n)
+	}
 }

@@ -3,6 +3,7 @@ package kanbot_test
 import (
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -216,3 +217,5 @@ func (w *world) create(t *testing.T, path string, body any) string {
 	}
 	return str(obj(t, v)["id"])
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
