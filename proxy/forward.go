@@ -63,6 +63,12 @@ func (p *Proxy) forward(r *http.Request, st *reqState) *http.Response {
 			outcome = auditdb.OutcomeClientAborted
 		}
 		ref := asRefusal(err)
+		if st.bodyBroken.Load() && outcome != auditdb.OutcomeClientAborted {
+			// The agent's body was malformed: its fault, not the upstream's.
+			ref = &Refusal{Code: CodeAmbiguousFraming, Status: http.StatusBadRequest,
+				Message: "the request body is not validly framed", Err: err}
+			outcome = auditdb.OutcomeClientAborted
+		}
 		p.finish(st, ref.Status, ref.Code, outcome, 0, ref.Err)
 		return refusalResponse(r, ref, st.requestID, st.forward)
 	}
@@ -125,7 +131,7 @@ func (p *Proxy) outbound(r *http.Request, st *reqState, key string) *http.Reques
 	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 		// Streamed, never buffered: the transport reads the agent's body as
 		// it sends it.
-		out.Body = &countingReader{rc: r.Body, n: &st.bytesIn}
+		out.Body = &countingReader{rc: r.Body, st: st}
 		out.ContentLength = r.ContentLength
 	} else {
 		out.Body = http.NoBody
@@ -359,15 +365,20 @@ func (b *responseBody) Close() error {
 	return nil
 }
 
-// countingReader counts request body bytes going upstream.
+// countingReader counts request body bytes going upstream and notes a
+// body the agent sent broken (e.g. a chunk line ending in a bare LF, which
+// Go's server only detects while the body is read).
 type countingReader struct {
 	rc io.ReadCloser
-	n  *int64
+	st *reqState
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.rc.Read(p)
-	atomic.AddInt64(c.n, int64(n))
+	atomic.AddInt64(&c.st.bytesIn, int64(n))
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.st.bodyBroken.Store(true)
+	}
 	return n, err
 }
 

@@ -23,6 +23,8 @@ type seen struct {
 	Host   string
 	Header http.Header
 	Body   []byte
+	// BodyErr: reading the body failed (the request never arrived whole).
+	BodyErr bool
 }
 
 // upstream is a recording upstream: it keeps every request it receives
@@ -44,9 +46,9 @@ func startUpstream(t *testing.T) *upstream {
 }
 
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
 	u.mu.Lock()
-	u.reqs = append(u.reqs, seen{Method: r.Method, URI: r.RequestURI, Host: r.Host, Header: r.Header.Clone(), Body: body})
+	u.reqs = append(u.reqs, seen{Method: r.Method, URI: r.RequestURI, Host: r.Host, Header: r.Header.Clone(), Body: body, BodyErr: err != nil})
 	u.mu.Unlock()
 	switch r.URL.Path {
 	case "/api/v1/echo-key":
@@ -148,3 +150,5 @@ func checkRefusal(t *testing.T, sc *testutil.Sidecar, resp *http.Response, body 
 		t.Errorf("audit events for %s = %+v, want one reject row with code %s, status %d", id, evs, code, status)
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -20,6 +20,10 @@ var ErrNonLoopback = errors.New("refusing to bind a non-loopback address (set al
 // or "localhost" (including an empty host, meaning every interface) is
 // refused unless allowNonLoopback: the sidecar hands out other people's
 // credentials to whoever can reach it.
+//
+// Serve the listener with the http.Server from Proxy.Server: together
+// they let the pipeline see request framing Go's parser hides (see
+// framingConn).
 func Listen(addr string, allowNonLoopback bool) (net.Listener, error) {
 	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
 		return listenUnix(path)
@@ -35,7 +39,7 @@ func Listen(addr string, allowNonLoopback bool) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	return l, nil
+	return framingListener{l}, nil
 }
 
 // IsLoopbackHost reports whether host (no port) is "localhost" or a
@@ -89,7 +93,7 @@ func listenUnix(path string) (net.Listener, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("listen unix %s: %w", path, err)
 	}
-	return &unixListener{UnixListener: ul, path: path}, nil
+	return framingListener{&unixListener{UnixListener: ul, path: path}}, nil
 }
 
 // unixListener removes its socket file on Close.

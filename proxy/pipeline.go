@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -32,6 +33,10 @@ type reqState struct {
 	prof      *profiles.Profile
 	target    *target
 	bytesIn   int64
+	ambiguous bool // the raw head had ambiguous framing (framingConn)
+	// bodyBroken: reading the agent's body failed (set by countingReader,
+	// which the transport may run on another goroutine).
+	bodyBroken atomic.Bool
 }
 
 // stateOf returns the request's state, or nil if the context holds none
@@ -60,6 +65,9 @@ func (p *Proxy) pipeline(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Request
 		path:    r.URL.EscapedPath(),
 		query:   r.URL.RawQuery,
 	}
+	// Pop this request's framing verdict first, whatever happens next:
+	// verdicts are queued per connection and must stay aligned.
+	st.ambiguous = ambiguousFraming(r.Context())
 	gctx.UserData = st
 	if st.forward {
 		st.host = r.URL.Host
@@ -168,8 +176,8 @@ func (p *Proxy) admit(r *http.Request, st *reqState, hs *headerScan) *Refusal {
 	// Ambiguous framing (request smuggling): Go's server already refuses
 	// differing Content-Length values; this also refuses repeated equal
 	// ones and Content-Length next to Transfer-Encoding, which Go accepts
-	// (it ignores the Content-Length) but a server behind us might not.
-	if hs.contentLengths > 1 || (hs.contentLengths > 0 && len(r.TransferEncoding) > 0) {
+	// after hiding them (see framingConn), and a Content-Length look-alike.
+	if hs.contentLengths > 1 || (hs.contentLengths > 0 && len(r.TransferEncoding) > 0) || st.ambiguous {
 		return refuse(CodeAmbiguousFraming, http.StatusBadRequest,
 			"request has both Content-Length and Transfer-Encoding, or several Content-Length values")
 	}
@@ -451,6 +459,7 @@ func durMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (p *Proxy) refuseConnect(host string, gctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	r := gctx.Req
 	st := &reqState{start: p.now(), forward: true, method: r.Method, host: host}
+	_ = ambiguousFraming(r.Context()) // keep the connection's verdicts aligned
 	var hs headerScan
 	p.scanHeaders(r.Header, &hs)
 	st.requestID = hs.requestID()

@@ -337,7 +337,7 @@ func (p *Proxy) Server() *http.Server {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          nil,
+		ConnContext:       connContext,
 	}
 }
 
