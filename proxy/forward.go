@@ -313,6 +313,18 @@ func (b *responseBody) WriteTo(w io.Writer) (int64, error) {
 	defer copyBufPool.Put(bp)
 	buf := *bp
 	flusher, _ := w.(http.Flusher)
+	if b.stream {
+		// Send the headers now: an event stream may be silent for a long
+		// time before its first event. goproxy hands SSE bodies a writer
+		// that flushes after every Write but is no http.Flusher itself; an
+		// empty Write makes it flush.
+		if flusher != nil {
+			flusher.Flush()
+		} else if _, err := w.Write(nil); err != nil {
+			b.writeErr = err
+			return 0, err
+		}
+	}
 	var written int64
 	for {
 		nr, er := b.rc.Read(buf)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ type upstream struct {
 	reqs []seen
 	// sseStep releases the next SSE event (one value per event).
 	sseStep chan struct{}
+	// uploaded counts body bytes read so far on /api/v1/upload.
+	uploaded atomic.Int64
 }
 
 func startUpstream(t *testing.T) *upstream {
@@ -46,6 +49,24 @@ func startUpstream(t *testing.T) *upstream {
 }
 
 func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/api/v1/upload" {
+		// Reads as the bytes arrive, so a test can see streaming.
+		buf := make([]byte, 64<<10)
+		var n int64
+		for {
+			m, err := r.Body.Read(buf)
+			n += int64(m)
+			u.uploaded.Add(int64(m))
+			if err != nil {
+				break
+			}
+		}
+		u.mu.Lock()
+		u.reqs = append(u.reqs, seen{Method: r.Method, URI: r.RequestURI, Host: r.Host, Header: r.Header.Clone()})
+		u.mu.Unlock()
+		fmt.Fprintf(w, `{"bytes":%d}`, n)
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	u.mu.Lock()
 	u.reqs = append(u.reqs, seen{Method: r.Method, URI: r.RequestURI, Host: r.Host, Header: r.Header.Clone(), Body: body, BodyErr: err != nil})
@@ -67,6 +88,7 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 	case "/api/v1/sse":
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
 		for i := range 3 {
 			select {
 			case <-u.sseStep:
@@ -152,3 +174,5 @@ func checkRefusal(t *testing.T, sc *testutil.Sidecar, resp *http.Response, body 
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+const testutilStopTimeout = 10 * time.Second
