@@ -58,14 +58,15 @@ func GenerateIdentity() (*Identity, error) {
 func (id *Identity) Recipient() string { return id.recipient }
 
 // String shows the recipient only, never the secret key.
-func (id *Identity) String() string { return "vault.Identity(" + id.recipient + ")" }
+func (id Identity) String() string { return "vault.Identity(" + id.recipient + ")" }
 
 // GoString shows the recipient only, never the secret key.
-func (id *Identity) GoString() string { return id.String() }
+func (id Identity) GoString() string { return id.String() }
 
 // Format makes every fmt verb print the recipient only: without it %v would
-// print the unexported fields, secret key included.
-func (id *Identity) Format(f fmt.State, _ rune) { io.WriteString(f, id.String()) }
+// print the unexported fields, secret key included. Value receivers, so a
+// copied Identity is covered too.
+func (id Identity) Format(f fmt.State, _ rune) { io.WriteString(f, id.String()) }
 
 // Marshal returns the identity as age-keygen writes it: comment lines with
 // the creation time and public key, then the AGE-SECRET-KEY-1… line.
