@@ -12,6 +12,7 @@
 //     `profiles add` with the key piped on stdin) and starts the built binary
 //     (`bin/kanbot-sidecar serve`) in front of the upstream, write-ahead audit
 //     on and every other setting at its default;
+//   - starts the same proxy without the audit (see below);
 //   - starts nginx with `proxy_set_header X-API-Key …` as the baseline a user
 //     would reach for instead, if nginx is installed (it is never installed
 //     by the harness; the row is left out with a printed note otherwise);
@@ -31,12 +32,15 @@
 // loop is bounded by a request count and a deadline, and all traffic stays on
 // loopback.
 //
-// # Why there is no sidecar-noaudit row
+// # The sidecar-noaudit row
 //
 // The write-ahead audit is part of the product's promise (no call reaches
 // the backend unless its request event is committed), and serve has no way
-// to turn it off. Adding one only for the benchmark would weaken the product,
-// so the harness leaves that row out rather than approximate it.
+// to turn it off; adding one only for benchmarks would weaken the product.
+// To show what the audit costs, the harness re-executes itself as a second
+// sidecar built from the same proxy package, wired as serve wires it but
+// with an audit Recorder that discards events (noaudit.go). The "sidecar"
+// row is always the real binary.
 //
 // # Flags
 //

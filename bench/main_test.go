@@ -5,12 +5,12 @@ import (
 	"testing"
 )
 
-// TestMain lets the test binary act as the upstream too: the harness starts
-// the upstream by re-executing its own binary (os.Executable), which under
+// TestMain lets the test binary act as the upstream and sidecar-noaudit too: the harness starts
+// its helper processes by re-executing its own binary (os.Executable), which under
 // `go test` is this one.
 func TestMain(m *testing.M) {
-	if os.Getenv(envRole) == roleUpstream {
-		os.Exit(upstreamMain())
+	if code, ok := roleMain(); ok {
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

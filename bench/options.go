@@ -24,6 +24,7 @@ type options struct {
 	out            string // JSON results path; "" writes none
 	markdown       string // Markdown table path; "" writes none
 	workDir        string // where homes and logs go; "" = a new temp dir, removed after
+	cpuProfile     string // CPU profile of sidecar-noaudit; "" = none
 	timeout        time.Duration
 }
 
@@ -44,6 +45,7 @@ func parseOptions(args []string, w io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON results (empty: don't)")
 	fs.StringVar(&o.markdown, "markdown", "bench/results/latest.md", "where to write the Markdown table (empty: don't)")
 	fs.StringVar(&o.workDir, "workdir", "", "directory for homes, databases and logs (default: a temp dir, removed afterwards)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the sidecar-noaudit process (the proxy package) to this file")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "abort the whole run after this long")
 	if err := fs.Parse(args); err != nil {
 		return o, err

@@ -88,7 +88,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		{name: "direct", url: upURL + path, header: map[string][]string{injectHeader: {key}}},
 		{name: "sidecar", url: sc.url + path, header: map[string][]string{"X-Kanbot-Profile": {benchProfile}}, pid: sc.pid()},
 	}
-	r.Notes = append(r.Notes, "No sidecar-noaudit row: the write-ahead audit cannot be turned off in the product, and adding a switch only for benchmarks would weaken it.")
+	na, naURL, err := startNoAudit(ctx, home, upURL, filepath.Join(dir, "sidecar-noaudit.log"), o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer na.stop()
+	targets = append(targets, target{name: roleNoAudit, url: naURL + path, header: map[string][]string{"X-Kanbot-Profile": {benchProfile}}, pid: na.pid()})
+	r.Notes = append(r.Notes, "sidecar-noaudit is the same proxy package wired as serve wires it, with an audit Recorder that discards events, run by the harness in its own process: the product has no switch to turn the audit off.")
 	maxConc := 0
 	for _, c := range o.concurrency {
 		maxConc = max(maxConc, c)
@@ -238,7 +244,7 @@ func loadPhase(ctx context.Context, o options, targets []target, upstreamPID int
 				lr.sent[t.name][c] += o.warmup + o.requests
 				lr.runs[t.name][c] = append(lr.runs[t.name][c], res)
 				lr.serveTime[t.name] += res.total
-				logf("round %d/%d c=%-3d %-8s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs",
+				logf("round %d/%d c=%-3d %-15s %8.0f req/s  p50 %6.0f µs  p99 %6.0f µs",
 					round+1, o.rounds, c, t.name, res.rps(), us(percentile(res.sorted, .5)), us(percentile(res.sorted, .99)))
 			}
 		}

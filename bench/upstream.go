@@ -92,19 +92,25 @@ func upstreamMain() int {
 }
 
 // startUpstream re-executes this binary as the upstream and returns the
-// process once it prints its address.
+// process and its address once it prints it.
 func startUpstream(ctx context.Context, key, logPath string) (*child, string, error) {
+	return startSelf(ctx, roleUpstream, []string{envUpstreamKey + "=" + key}, logPath)
+}
+
+// startSelf re-executes this binary in role with extra environment, and
+// waits (up to 30 s) for the address it prints as its first stdout line.
+func startSelf(ctx context.Context, role string, env []string, logPath string) (*child, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", fmt.Errorf("find own executable: %w", err)
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), envRole+"="+roleUpstream, envUpstreamKey+"="+key)
+	cmd.Env = append(append(sidecarEnv(), envRole+"="+role), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err
 	}
-	c, err := startChild("upstream", cmd, logPath)
+	c, err := startChild(role, cmd, logPath)
 	if err != nil {
 		return nil, "", err
 	}
@@ -120,12 +126,12 @@ func startUpstream(ctx context.Context, key, logPath string) (*child, string, er
 	case a, ok := <-addr:
 		if !ok {
 			c.stop()
-			return nil, "", fmt.Errorf("upstream exited before printing its address (see %s)", logPath)
+			return nil, "", fmt.Errorf("%s exited before printing its address (see %s)", role, logPath)
 		}
 		return c, a, nil
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		c.stop()
-		return nil, "", errors.New("upstream did not print its address within 10s")
+		return nil, "", fmt.Errorf("%s did not print its address within 30s", role)
 	case <-ctx.Done():
 		c.stop()
 		return nil, "", ctx.Err()
