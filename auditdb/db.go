@@ -91,6 +91,9 @@ type DB struct {
 	maxBatch int
 	ckptGap  int
 
+	busyTimeout time.Duration
+	lastBatch   int // writer goroutine only
+
 	rdb *sql.DB // deferred transactions, mode=ro: queries, verify, stats
 	wdb *sql.DB // _txlock=immediate: writer, checkpointer, prune, ping (nil when read-only)
 
@@ -136,17 +139,18 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		busy = DefaultBusyTimeout
 	}
 	db := &DB{
-		path:     path,
-		now:      cfg.Now,
-		redact:   make(map[string]bool, len(cfg.RedactQuery)),
-		onCommit: cfg.OnCommit,
-		maxBatch: orDefault(cfg.MaxBatch, DefaultMaxBatch),
-		ckptGap:  orDefault(cfg.CheckpointGap, DefaultCheckpointGap),
-		queue:    make(chan *pending, orDefault(cfg.QueueSize, DefaultQueueSize)),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		ckpt:     make(chan struct{}, 1),
-		ckptDone: make(chan struct{}),
+		path:        path,
+		now:         cfg.Now,
+		redact:      make(map[string]bool, len(cfg.RedactQuery)),
+		onCommit:    cfg.OnCommit,
+		maxBatch:    orDefault(cfg.MaxBatch, DefaultMaxBatch),
+		ckptGap:     orDefault(cfg.CheckpointGap, DefaultCheckpointGap),
+		busyTimeout: busy,
+		queue:       make(chan *pending, orDefault(cfg.QueueSize, DefaultQueueSize)),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		ckpt:        make(chan struct{}, 1),
+		ckptDone:    make(chan struct{}),
 	}
 	if db.now == nil {
 		db.now = time.Now
@@ -159,6 +163,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		"_synchronous":  {sync},
 		"_busy_timeout": {fmt.Sprint(busy.Milliseconds())},
 		"_txlock":       {"immediate"},
+		// Keeps the writer's multi-row INSERTs and the tail query prepared.
+		"_stmt_cache_size": {"16"},
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("open audit database %s: %w", path, err)
@@ -179,6 +185,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		db.closeDBs()
 		return nil, err
+	}
+	// The writer retries BEGIN itself, with shorter pauses (chainWriter.begin).
+	if _, err := wconn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		wconn.Close()
+		db.closeDBs()
+		return nil, fmt.Errorf("open audit database %s: %w", path, err)
 	}
 	cconn, err := db.pinConn(ctx)
 	if err != nil {
@@ -243,7 +255,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("audit database %s not writable: %w", db.path, err)
 	}
-	return tx.Rollback()
+	defer tx.Rollback()
+	// A write statement that changes nothing still needs a write
+	// transaction on the file, which a read-only file refuses.
+	if _, err := tx.ExecContext(ctx, "UPDATE schema_migrations SET version = version WHERE 0"); err != nil {
+		return fmt.Errorf("audit database %s not writable: %w", db.path, err)
+	}
+	return nil
 }
 
 // Close stops accepting events, commits every event already queued, stops

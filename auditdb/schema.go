@@ -60,6 +60,12 @@ func schemaVersion() int {
 // IMMEDIATE (the DSN's _txlock), so two processes opening a new file at once
 // cannot both apply it.
 func migrate(ctx context.Context, db *sql.DB) error {
+	// Fast path without the write lock: a CLI opening an up-to-date file
+	// (every admin event) must not stall the server's writer.
+	var v sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v); err == nil && int(v.Int64) == schemaVersion() {
+		return nil
+	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT NOT NULL,

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mattn/go-sqlite3"
 )
 
 // Redacted replaces the value of a redacted query parameter.
@@ -166,7 +169,7 @@ func (db *DB) writer(conn *sql.Conn) {
 	defer close(db.done)
 	defer conn.Close()
 	defer close(db.ckpt)
-	w := &chainWriter{}
+	w := &chainWriter{busyTimeout: db.busyTimeout}
 	batch := make([]*pending, 0, db.maxBatch)
 	sinceCkpt := 0
 	for {
@@ -193,6 +196,12 @@ func (db *DB) writer(conn *sql.Conn) {
 				db.commitBatch(conn, w, batch)
 			}
 		}
+		if db.lastBatch > 1 {
+			// Several submitters are active: let the ones released by the
+			// previous commit queue their next event before this batch is
+			// cut, so that one commit carries more events.
+			runtime.Gosched()
+		}
 		batch = append(batch[:0], first)
 	gather:
 		for len(batch) < db.maxBatch {
@@ -203,6 +212,7 @@ func (db *DB) writer(conn *sql.Conn) {
 				break gather
 			}
 		}
+		db.lastBatch = len(batch)
 		if db.commitBatch(conn, w, batch) == nil {
 			sinceCkpt += len(batch)
 			if sinceCkpt >= db.ckptGap {
@@ -236,27 +246,72 @@ func (db *DB) commitBatch(conn *sql.Conn, w *chainWriter, batch []*pending) erro
 // chain tail inside it, so that several processes appending at once keep a
 // single valid chain.
 type chainWriter struct {
-	buf []byte
+	busyTimeout time.Duration
+	buf         []byte
+	rows        []*row
+	args        []any
 }
 
-const insertSQL = `INSERT INTO events (seq, ts, kind, request_id, profile, client, method, host, path, query,
-	status, code, outcome, bytes_in, bytes_out, duration_ms, key_fingerprint, detail, prev_hash, hash)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+// insertColumns are the events columns the writer fills, in args order.
+const insertColumns = `seq, ts, kind, request_id, profile, client, method, host, path, query, status, code,
+	outcome, bytes_in, bytes_out, duration_ms, key_fingerprint, detail, prev_hash, hash`
+
+const insertArgs = 20
+
+// insertChunks are the row counts of the multi-row INSERT statements the
+// writer uses (largest first): fewer statements per batch means fewer cgo
+// and database/sql round trips per event. go-sqlite3's statement cache
+// (_stmt_cache_size) keeps them prepared.
+var insertChunks = []int{64, 16, 4, 1}
+
+var insertSQL = func() map[int]string {
+	m := make(map[int]string, len(insertChunks))
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", insertArgs), ",") + ")"
+	for _, n := range insertChunks {
+		m[n] = "INSERT INTO events (" + insertColumns + ") VALUES " +
+			strings.TrimSuffix(strings.Repeat(one+",", n), ",")
+	}
+	return m
+}()
 
 func (w *chainWriter) write(ctx context.Context, conn *sql.Conn, batch []*pending) error {
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := w.begin(ctx, conn)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	rows := make([]*row, len(batch))
-	for i, p := range batch {
-		rows[i] = &p.r
+	rows := w.rows[:0]
+	for _, p := range batch {
+		rows = append(rows, &p.r)
 	}
+	w.rows = rows
 	if err := w.appendRows(ctx, tx, rows); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// begin starts the write transaction (BEGIN IMMEDIATE). The writer's
+// connection has SQLite's busy timeout off: SQLite's own busy handler sleeps
+// 1, 2, 5, 10… ms between tries, which would stall every submitter whenever
+// another process (a CLI recording an admin event) holds the lock for a few
+// microseconds. This loop retries with short sleeps until busyTimeout.
+func (w *chainWriter) begin(ctx context.Context, conn *sql.Conn) (*sql.Tx, error) {
+	deadline := time.Now().Add(w.busyTimeout)
+	pause := 20 * time.Microsecond
+	for {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return tx, err
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, time.Millisecond)
+	}
+}
+
+func isBusy(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
 // appendRows chains rows onto the current tail inside tx.
@@ -265,11 +320,6 @@ func (w *chainWriter) appendRows(ctx context.Context, tx *sql.Tx, rows []*row) e
 	if err != nil {
 		return fmt.Errorf("read chain tail: %w", err)
 	}
-	stmt, err := tx.PrepareContext(ctx, insertSQL)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
 	for _, r := range rows {
 		seq++
 		r.seq = seq
@@ -277,14 +327,54 @@ func (w *chainWriter) appendRows(ctx context.Context, tx *sql.Tx, rows []*row) e
 		var h [HashSize]byte
 		h, w.buf = chainHash(prev, r, w.buf)
 		r.hash = h[:]
-		if _, err := stmt.ExecContext(ctx, r.seq, r.ts, r.kind, r.requestID, r.profile, r.client, r.method,
-			r.host, r.path, r.query, r.status, r.code, r.outcome, r.bytesIn, r.bytesOut, r.durationMS,
-			r.keyFingerprint, r.detail, r.prevHash, r.hash); err != nil {
-			return err
-		}
 		prev = r.hash
 	}
+	for len(rows) > 0 {
+		n := insertChunks[len(insertChunks)-1]
+		for _, c := range insertChunks {
+			if c <= len(rows) {
+				n = c
+				break
+			}
+		}
+		args := w.args[:0]
+		for _, r := range rows[:n] {
+			args = append(args, r.seq, r.ts, r.kind, textArg(r.requestID), textArg(r.profile), textArg(r.client),
+				textArg(r.method), textArg(r.host), textArg(r.path), textArg(r.query), intArg(r.status),
+				textArg(r.code), textArg(r.outcome), intArg(r.bytesIn), intArg(r.bytesOut), floatArg(r.durationMS),
+				textArg(r.keyFingerprint), textArg(r.detail), r.prevHash, r.hash)
+		}
+		w.args = args
+		if _, err := tx.ExecContext(ctx, insertSQL[n], args...); err != nil {
+			return err
+		}
+		clear(args)
+		rows = rows[n:]
+	}
 	return nil
+}
+
+// textArg, intArg and floatArg pass NULL or a plain value, sparing
+// database/sql the reflection it needs for pointer arguments.
+func textArg(s *string) any {
+	if s == nil {
+		return nil
+	}
+	return *s
+}
+
+func intArg(v *int64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
+
+func floatArg(v *float64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
 }
 
 // tail returns the last seq and hash of the chain: the newest event, or the
