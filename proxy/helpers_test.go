@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -176,3 +177,5 @@ func checkRefusal(t *testing.T, sc *testutil.Sidecar, resp *http.Response, body 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 const testutilStopTimeout = 10 * time.Second
+
+func testingProcs() int { return runtime.GOMAXPROCS(0) }
