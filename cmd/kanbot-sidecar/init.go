@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/term"
 
+	"github.com/kanbot/kanbot-sidecar/auditdb"
 	"github.com/kanbot/kanbot-sidecar/internal/atomicfile"
 	"github.com/kanbot/kanbot-sidecar/profiles"
 	"github.com/kanbot/kanbot-sidecar/vault"
@@ -85,7 +86,7 @@ type initResult struct {
 	Vault               string `json:"vault"`
 	Config              string `json:"config"`
 	ConfigCreated       bool   `json:"config_created"`
-	AuditDB             string `json:"audit_db,omitempty"`
+	AuditDB             string `json:"audit_db"`
 }
 
 func printInit(w io.Writer, r initResult) error {
@@ -97,10 +98,6 @@ func printInit(w io.Writer, r initResult) error {
 	if r.ConfigCreated {
 		cfg = "defaults"
 	}
-	audit := r.AuditDB
-	if audit == "" {
-		audit = "(not created: the audit database is not built yet)"
-	}
 	_, err := fmt.Fprintf(w, `initialized kanbot-sidecar home %s
   identity  %s (recipient %s%s)
   profiles  %s
@@ -109,7 +106,7 @@ func printInit(w io.Writer, r initResult) error {
   audit db  %s
 Back up identity.txt: without it the keys in vault/ cannot be decrypted.
 Next: printf '%%s\n' "$KEY" | kanbot-sidecar profiles add NAME --email EMAIL --home %s
-`, r.Home, r.Identity, r.Recipient, prot, r.Profiles, r.Vault, r.Config, cfg, audit, shellQuote(r.Home))
+`, r.Home, r.Identity, r.Recipient, prot, r.Profiles, r.Vault, r.Config, cfg, r.AuditDB, shellQuote(r.Home))
 	return err
 }
 
@@ -182,17 +179,23 @@ func initHome(ctx context.Context, e *env, home string, withPassphrase bool, pas
 	return res, nil
 }
 
-// initAuditDB creates the audit database so that its file exists with mode
-// 0600 and the schema in place before the first `serve` (DESIGN.md: init
-// creates the audit DB).
-//
-// CALL SITE for issue 4: the auditdb package offers no create/open function
-// yet. When it does, open fc.auditPath() here, close it, and return the
-// path. Until then init creates no audit DB and says so.
+// initAuditDB creates the audit database (schema migrated, file 0600) so
+// that it exists before the first `serve` (DESIGN.md: init creates the audit
+// DB), and returns its path. An existing database is opened and left as is.
 func initAuditDB(ctx context.Context, fc fileConfig) (string, error) {
-	_ = ctx
-	_ = fc
-	return "", nil
+	path := fc.auditPath()
+	db, err := auditdb.Open(ctx, auditdb.Config{
+		Path:        path,
+		Durability:  fc.Audit.Durability,
+		RedactQuery: fc.Audit.RedactQuery,
+	})
+	if err != nil {
+		return "", fmt.Errorf("create audit database: %w", err)
+	}
+	if err := db.Close(); err != nil {
+		return "", fmt.Errorf("close audit database: %w", err)
+	}
+	return path, nil
 }
 
 // makePrivateDir creates dir with mode 0700, or accepts an existing one that

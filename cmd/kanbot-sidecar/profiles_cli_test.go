@@ -152,6 +152,7 @@ func TestCLIFlow(t *testing.T) {
 	assertMode(t, filepath.Join(c.home, "profiles.yaml"), 0o600)
 	assertMode(t, filepath.Join(c.home, "config.yaml"), 0o600)
 	assertMode(t, filepath.Join(c.home, "vault"), 0o700)
+	assertMode(t, filepath.Join(c.home, "audit.db"), 0o600)
 	fc, err := loadConfig(c.home, nil)
 	if err != nil {
 		t.Fatalf("config.yaml written by init does not load: %v", err)
@@ -321,7 +322,8 @@ func TestCLIInitHome(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("", "init", "--json")), &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Home != c.home || !strings.HasPrefix(res.Recipient, "age1") || res.PassphraseProtected || !res.ConfigCreated {
+	if res.Home != c.home || !strings.HasPrefix(res.Recipient, "age1") || res.PassphraseProtected || !res.ConfigCreated ||
+		res.AuditDB != filepath.Join(c.home, "audit.db") {
 		t.Errorf("init --json = %+v", res)
 	}
 	assertMode(t, c.home, 0o700)
