@@ -149,12 +149,21 @@ func (p *Proxy) scanHeaders(h http.Header, hs *headerScan) {
 // isBrowserHeader reports Origin and Sec-Fetch-* (and their look-alikes):
 // only browsers send them, and a browser must never reach the sidecar
 // (DNS rebinding, CSRF against a localhost service).
+//
+// The one exception is Sec-Fetch-Mode on its own: Node's built-in fetch
+// (undici) sends "Sec-Fetch-Mode: cors" on every request and offers no way
+// to drop it, so refusing it would lock out every Node agent. Browsers that
+// send fetch metadata always send Sec-Fetch-Site and Sec-Fetch-Dest with it,
+// and those are still refused.
 func isBrowserHeader(k string) bool {
 	if len(k) == len("Origin") && sameHeaderName(k, "Origin") {
 		return true
 	}
 	const prefix = "sec-fetch-"
 	if len(k) <= len(prefix) {
+		return false
+	}
+	if len(k) == len("Sec-Fetch-Mode") && sameHeaderName(k, "Sec-Fetch-Mode") {
 		return false
 	}
 	return sameHeaderName(k[:len(prefix)], prefix)

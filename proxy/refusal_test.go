@@ -141,7 +141,8 @@ func TestRefusals(t *testing.T) {
 		{name: "browser_request/origin", send: get("/api/v1/spaces", P, "alice", "Origin", "http://evil.example"), status: 403, code: proxy.CodeBrowserRequest},
 		{name: "browser_request/null origin", send: get("/api/v1/spaces", P, "alice", "Origin", "null"), status: 403, code: proxy.CodeBrowserRequest},
 		{name: "browser_request/sec-fetch-site", send: get("/api/v1/spaces", P, "alice", "Sec-Fetch-Site", "cross-site"), status: 403, code: proxy.CodeBrowserRequest},
-		{name: "browser_request/sec-fetch-mode look-alike", send: get("/api/v1/spaces", P, "alice", "sec_fetch_mode", "no-cors"), status: 403, code: proxy.CodeBrowserRequest},
+		{name: "browser_request/sec-fetch-dest look-alike", send: get("/api/v1/spaces", P, "alice", "sec_fetch_dest", "empty"), status: 403, code: proxy.CodeBrowserRequest},
+		{name: "browser_request/browser fetch metadata", send: get("/api/v1/spaces", P, "alice", "Sec-Fetch-Mode", "cors", "Sec-Fetch-Site", "same-origin", "Sec-Fetch-Dest", "empty"), status: 403, code: proxy.CodeBrowserRequest},
 		{name: "browser_request/cors preflight", send: do(http.MethodOptions, "/api/v1/spaces", "Origin", "http://evil.example", "Access-Control-Request-Method", "DELETE"), status: 403, code: proxy.CodeBrowserRequest},
 
 		{name: "client_unauthorized/no token", cfg: withClients, send: get("/api/v1/spaces", P, "alice"), status: 401, code: proxy.CodeClientUnauthorized},
