@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kanbot/kanbot-sidecar/internal/testutil"
+)
+
+// serve, run in-process as a user would: it serves both modes and the
+// admin endpoints, refuses untagged calls, and on cancellation (SIGTERM in
+// main) stops cleanly with start/stop admin events in the audit DB.
+func TestServeLifecycle(t *testing.T) {
+	t.Parallel()
+	b := testutil.StartBackend(t)
+	_, key := b.CreateUser(t, "alice@example.com", "alice")
+	home := testutil.NewHome(t, testutil.ProfileSpec{Name: "alice", Email: "alice@example.com", Key: key})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &testutil.SyncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--home", home, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+			"--upstream", b.URL, "--log-format", "json"}, strings.NewReader(""), io.Discard, stderr)
+	}()
+	var listen, admin string
+	deadline := time.Now().Add(10 * time.Second)
+	for listen == "" {
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "kanbot-sidecar serving" {
+				listen, _ = m["listen"].(string)
+				admin, _ = m["admin_listen"].(string)
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not start: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	get := func(url, profile string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if profile != "" {
+			req.Header.Set("X-Kanbot-Profile", profile)
+		}
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("http://"+listen+"/api/v1/users/me", "alice"); code != 200 || !strings.Contains(body, "alice@example.com") {
+		t.Errorf("users/me as alice: %d %s", code, body)
+	}
+	if code, body := get("http://"+listen+"/api/v1/users/me", ""); code != 400 || !strings.Contains(body, "missing_profile") {
+		t.Errorf("untagged: %d %s", code, body)
+	}
+	if code, _ := get("http://"+admin+"/healthz", ""); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+	if code, body := get("http://"+admin+"/readyz", ""); code != 200 || !strings.Contains(body, `"profiles":1`) {
+		t.Errorf("/readyz: %d %s", code, body)
+	}
+	code, metrics := get("http://"+admin+"/metrics", "")
+	for _, m := range []string{"kanbot_sidecar_requests_total", "kanbot_sidecar_refusals_total", "kanbot_sidecar_upstream_latency_seconds", "kanbot_sidecar_audit_queue_depth", "kanbot_sidecar_audit_commit_seconds"} {
+		if code != 200 || !strings.Contains(metrics, m) {
+			t.Errorf("/metrics lacks %s", m)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("serve exit %d: %s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	var start, stop bool
+	for _, e := range testutil.ReadEvents(t, home+"/audit.db") {
+		start = start || (e.Kind == "admin" && e.Code == "start")
+		stop = stop || (e.Kind == "admin" && e.Code == "stop")
+	}
+	if !start || !stop {
+		t.Errorf("audit start=%v stop=%v, want both", start, stop)
+	}
+	for _, s := range []string{stderr.String(), metrics} {
+		if strings.Contains(s, key) {
+			t.Error("canary: the key appears in serve's log or metrics")
+		}
+	}
+}
+
+// serve refuses a non-loopback listen address unless allowed.
+func TestServeRefusesNonLoopback(t *testing.T) {
+	t.Parallel()
+	home := testutil.NewHome(t, testutil.ProfileSpec{Name: "alice"})
+	var stderr strings.Builder
+	code := run(context.Background(), []string{"serve", "--home", home, "--listen", "0.0.0.0:0", "--admin-listen", ""}, strings.NewReader(""), io.Discard, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "allow_non_loopback") {
+		t.Errorf("serve --listen 0.0.0.0:0 = %d, %q", code, stderr.String())
+	}
+}
