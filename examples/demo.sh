@@ -101,6 +101,7 @@ export KANBOT_SIDECAR_LOG_FORMAT=json
 "$SIDECAR" init
 for p in "${PROFILES[@]}"; do
 	"$KANBOT" user create --db "$KANBOT_DB" --email "$p@example.com" --username "$p" --json >/dev/null
+	echo "created Kanbot user $p@example.com; its new API key goes by pipe into the sidecar"
 	# The key travels stdout → pipe → stdin: it is never printed, never in a
 	# shell variable and never on a command line (where `ps` would show it).
 	"$KANBOT" apikey create --db "$KANBOT_DB" --user "$p@example.com" --name "sidecar demo" --json |
