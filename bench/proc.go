@@ -12,10 +12,14 @@ import (
 )
 
 // memStatus is the resident memory of a process as /proc/PID/status reports
-// it, in KiB: VmRSS now and VmHWM, the peak since the process started.
+// it, in KiB: VmRSS now and VmHWM, the peak since the process started, and
+// the part of VmRSS that is anonymous memory (heap, stacks, SQLite's cache)
+// rather than mapped files (mostly the binary's own code).
 type memStatus struct {
-	RSSKiB int64
-	HWMKiB int64
+	RSSKiB     int64
+	HWMKiB     int64
+	RSSAnonKiB int64
+	RSSFileKiB int64
 }
 
 // readMem reads VmRSS and VmHWM of pid.
@@ -34,6 +38,10 @@ func readMem(pid int) (memStatus, error) {
 			dst = &m.RSSKiB
 		case strings.HasPrefix(line, "VmHWM:"):
 			dst = &m.HWMKiB
+		case strings.HasPrefix(line, "RssAnon:"):
+			dst = &m.RSSAnonKiB
+		case strings.HasPrefix(line, "RssFile:"):
+			dst = &m.RSSFileKiB
 		default:
 			continue
 		}

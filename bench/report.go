@@ -30,12 +30,16 @@ type report struct {
 	Overhead []overheadRow `json:"overhead"`
 	// SidecarRSSLoadHWMKiB is VmHWM at the end of the load phase (peak since
 	// start), next to the sampled peak in SidecarRSSLoadKiB.
-	SidecarRSSLoadHWMKiB int64       `json:"sidecar_rss_load_hwm_kib"`
-	Audit                auditDetail `json:"audit"`
-	Goals                []goal      `json:"goals"`
-	Settings             settings    `json:"settings"`
-	Machine              machineInfo `json:"machine"`
-	Notes                []string    `json:"notes"`
+	SidecarRSSLoadHWMKiB int64 `json:"sidecar_rss_load_hwm_kib"`
+	// SidecarRSSIdleAnonKiB and SidecarRSSIdleFileKiB split the idle RSS
+	// into anonymous memory and mapped files (the binary's code).
+	SidecarRSSIdleAnonKiB int64       `json:"sidecar_rss_idle_anon_kib"`
+	SidecarRSSIdleFileKiB int64       `json:"sidecar_rss_idle_file_kib"`
+	Audit                 auditDetail `json:"audit"`
+	Goals                 []goal      `json:"goals"`
+	Settings              settings    `json:"settings"`
+	Machine               machineInfo `json:"machine"`
+	Notes                 []string    `json:"notes"`
 }
 
 // targetRow is one target at one concurrency: medians over the rounds.
@@ -143,7 +147,7 @@ func markdown(w io.Writer, r *report) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "| sidecar figure | value |\n|---|---:|\n")
-	fmt.Fprintf(w, "| RSS idle (1 profile) | %s |\n", kib(r.SidecarRSSIdleKiB))
+	fmt.Fprintf(w, "| RSS idle (1 profile) | %s (%s anonymous, %s mapped files) |\n", kib(r.SidecarRSSIdleKiB), kib(r.SidecarRSSIdleAnonKiB), kib(r.SidecarRSSIdleFileKiB))
 	fmt.Fprintf(w, "| RSS under load (peak VmRSS) | %s |\n", kib(r.SidecarRSSLoadKiB))
 	fmt.Fprintf(w, "| audit writer events/s | %.0f |\n", r.AuditEventsPerSec)
 	fmt.Fprintf(w, "| audit bytes/event on disk | %.0f |\n", r.AuditBytesPerEvent)

@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	r.SidecarRSSIdleKiB = idle.RSSKiB
+	r.SidecarRSSIdleAnonKiB, r.SidecarRSSIdleFileKiB = idle.RSSAnonKiB, idle.RSSFileKiB
 	logf("upstream %s, sidecar %s (ready in %v, RSS %s)", upURL, sc.url, sc.startup.Round(time.Millisecond), kib(idle.RSSKiB))
 
 	const path = "/api/v1/bench"
@@ -149,6 +150,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		return err
 	}
 	r.AuditEventsPerSec = round2(eps)
+	r.Audit.Method = fmt.Sprintf("events/s: auditdb's group-commit writer in-process (sidecar defaults), %d goroutines calling Record (which returns once committed) for %d events; "+
+		"bytes/event: size of the sidecar's audit.db (+ -wal, -shm) after the load phase, once it stopped and the WAL was checkpointed, divided by count(*) of events",
+		o.auditWriters, o.auditEvents)
 	logf("audit writer: %.0f events/s (%d events, %d concurrent recorders)", eps, o.auditEvents, o.auditWriters)
 
 	// Start-up with many profiles.
