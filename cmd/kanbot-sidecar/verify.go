@@ -461,6 +461,8 @@ func (v *verifier) checkIsolation(ctx context.Context, p profiles.Meta, users ma
 		v.add(name, checkWarn, "%d spaces; membership not shown for %s", len(spaces), strings.Join(unknown, "; "))
 	case len(shared) > 0:
 		v.add(name, checkWarn, "%d spaces, all %s's; shared: %s", len(spaces), p.Name, strings.Join(shared, "; "))
+	case len(spaces) == 0:
+		v.add(name, checkPass, "no spaces yet")
 	default:
 		v.add(name, checkPass, "%d space%s, each owned by %s or with it as a member; none shared with another profile", len(spaces), verifyPlural(len(spaces)), me.Email)
 	}
