@@ -34,6 +34,9 @@ func CheckPrivate(path string) error {
 	return checkMode(path, fi)
 }
 
+// CheckFileInfo is CheckPrivate for a FileInfo the caller already has.
+func CheckFileInfo(path string, fi fs.FileInfo) error { return checkMode(path, fi) }
+
 // checkMode is CheckPrivate on a FileInfo the caller already has (from an
 // open file's Stat, so the checked file is the one being read).
 func checkMode(path string, fi fs.FileInfo) error {
