@@ -211,11 +211,11 @@ func (db *DB) Stats(ctx context.Context, f Filter) ([]ProfileStats, error) {
 	}
 	defer tx.Rollback()
 	rows, err := tx.QueryContext(ctx, `SELECT ifnull(profile, ''), count(*),
-		sum(outcome = 'forwarded'), sum(outcome = 'rejected'), sum(outcome = 'upstream_error'),
-		sum(outcome = 'incomplete'), sum(outcome = 'client_aborted'),
-		sum(code = 'rate_limited'),
-		sum(outcome = 'forwarded' AND status = 401), sum(outcome = 'forwarded' AND status = 403),
-		sum(code IN ('upstream_mismatch', 'profile_not_allowed'))
+		count(CASE WHEN outcome = 'forwarded' THEN 1 END), count(CASE WHEN outcome = 'rejected' THEN 1 END), count(CASE WHEN outcome = 'upstream_error' THEN 1 END),
+		count(CASE WHEN outcome = 'incomplete' THEN 1 END), count(CASE WHEN outcome = 'client_aborted' THEN 1 END),
+		count(CASE WHEN code = 'rate_limited' THEN 1 END),
+		count(CASE WHEN outcome = 'forwarded' AND status = 401 THEN 1 END), count(CASE WHEN outcome = 'forwarded' AND status = 403 THEN 1 END),
+		count(CASE WHEN code IN ('upstream_mismatch', 'profile_not_allowed') THEN 1 END)
 		FROM calls`+where+` GROUP BY 1 ORDER BY 1`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
