@@ -178,6 +178,12 @@ func newStack(t *testing.T) *stack {
 		fmt.Sprintf("KANBOT_SIDECAR_ADMIN_LISTEN=127.0.0.1:%d", aport),
 		"KANBOT_SIDECAR_UPSTREAM="+s.backendURL,
 		"KANBOT_SIDECAR_LOG_FORMAT=json",
+		// The test sends alice's requests faster than any agent would (the
+		// agent twice, four clients, verify several times, within seconds);
+		// a roomy bucket keeps 429s out of it. Rate limiting has its own
+		// tests in proxy/, and the demo test runs with the defaults.
+		"KANBOT_SIDECAR_RATE_LIMIT_RATE=200",
+		"KANBOT_SIDECAR_RATE_LIMIT_BURST=400",
 	)
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
 		t.Fatal(err)

@@ -134,11 +134,11 @@ AUDIT_DB=$KANBOT_SIDECAR_HOME/audit.db
 if command -v sqlite3 >/dev/null 2>&1; then
 	step "two example queries on the audit database ($AUDIT_DB)"
 	q1="SELECT profile, outcome, count(*) AS calls FROM calls GROUP BY profile, outcome ORDER BY profile, outcome;"
-	echo "sqlite3 -readonly audit.db '$q1'"
+	echo "\$ sqlite3 -readonly audit.db \"$q1\""
 	sqlite3 -readonly -header -column "$AUDIT_DB" "$q1"
 	echo
-	q2="SELECT started_at, coalesce(profile, '-') AS profile, method, path, status, code FROM calls WHERE outcome = 'rejected' OR status >= 400 ORDER BY started_at;"
-	echo "sqlite3 -readonly audit.db '$q2'"
+	q2="SELECT started_at, coalesce(profile, '-') AS profile, method, path, status, CASE WHEN outcome = 'rejected' THEN 'sidecar: ' || code ELSE 'backend' END AS refused_by FROM calls WHERE outcome = 'rejected' OR status >= 400 ORDER BY started_at;"
+	echo "\$ sqlite3 -readonly audit.db \"$q2\""
 	sqlite3 -readonly -header -column "$AUDIT_DB" "$q2"
 else
 	step "sqlite3 is not installed: skipping the example queries (see README, 'Audit database')"
