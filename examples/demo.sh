@@ -137,7 +137,7 @@ if command -v sqlite3 >/dev/null 2>&1; then
 	echo "\$ sqlite3 -readonly audit.db \"$q1\""
 	sqlite3 -readonly -header -column "$AUDIT_DB" "$q1"
 	echo
-	q2="SELECT started_at, coalesce(profile, '-') AS profile, method, path, status, CASE WHEN outcome = 'rejected' THEN 'sidecar: ' || code ELSE 'backend' END AS refused_by FROM calls WHERE outcome = 'rejected' OR status >= 400 ORDER BY started_at;"
+	q2="SELECT started_at, coalesce(nullif(profile, ''), '-') AS profile, method, path, status, CASE WHEN outcome = 'rejected' THEN 'sidecar: ' || code ELSE 'backend' END AS refused_by FROM calls WHERE outcome = 'rejected' OR status >= 400 ORDER BY started_at;"
 	echo "\$ sqlite3 -readonly audit.db \"$q2\""
 	sqlite3 -readonly -header -column "$AUDIT_DB" "$q2"
 else
