@@ -54,6 +54,8 @@ func TestSmokeRun(t *testing.T) {
 			P50US       *float64 `json:"p50_us"`
 			P90US       *float64 `json:"p90_us"`
 			P99US       *float64 `json:"p99_us"`
+			CommitsPer  float64  `json:"audit_commits_per_req"`
+			EventsPer   float64  `json:"audit_events_per_commit"`
 		} `json:"targets"`
 		RSSIdle       *int64             `json:"sidecar_rss_idle_kib"`
 		RSSLoad       *int64             `json:"sidecar_rss_load_kib"`
@@ -84,6 +86,10 @@ func TestSmokeRun(t *testing.T) {
 			t.Fatalf("targets[%d] misses a field: %s", i, raw)
 		}
 		names[*tg.Name] = true
+		if *tg.Name == "sidecar" && (tg.CommitsPer <= 0 || tg.EventsPer < 1) {
+			t.Errorf("targets[%d] sidecar: audit_commits_per_req %v, audit_events_per_commit %v: want > 0 and >= 1 (scraped from /metrics)",
+				i, tg.CommitsPer, tg.EventsPer)
+		}
 		if *tg.Concurrency != 1 && *tg.Concurrency != 4 {
 			t.Errorf("targets[%d].concurrency = %d, want 1 or 4", i, *tg.Concurrency)
 		}

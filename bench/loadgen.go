@@ -16,6 +16,9 @@ type target struct {
 	url    string              // e.g. http://127.0.0.1:PORT/api/v1/bench
 	header map[string][]string // sent with every request
 	pid    int                 // the serving process (for CPU and RSS), 0 if none of ours
+	// adminURL, if set, is the sidecar's admin listener: its audit counters
+	// are scraped around every run.
+	adminURL string
 }
 
 // loadResult is one closed-loop run of one target at one concurrency.

@@ -54,6 +54,12 @@ type targetRow struct {
 	// CPU time per request (all rounds, warm-up included) of each process
 	// involved, in microseconds: where the machine's two cores went.
 	CPUUSPerReq map[string]float64 `json:"cpu_us_per_req"`
+	// The sidecar's audit writer during these runs, from its /metrics:
+	// group commits per request, events per commit and the mean time of
+	// one commit (BEGIN to COMMIT). Zero for targets without an audit.
+	AuditCommitsPerReq   float64 `json:"audit_commits_per_req,omitempty"`
+	AuditEventsPerCommit float64 `json:"audit_events_per_commit,omitempty"`
+	AuditCommitMeanUS    float64 `json:"audit_commit_mean_us,omitempty"`
 }
 
 // overheadRow is a proxy's cost over direct at one concurrency.
@@ -144,6 +150,22 @@ func markdown(w io.Writer, r *report) {
 		}
 		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %s | %s | %s |\n",
 			t.Name, t.Concurrency, t.RPS, t.P50US, t.P90US, t.P99US, added50, added99, ratio)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| target | conc. | CPU µs/request: load generator | upstream | proxy | audit commits/request | events/commit | mean commit µs |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, t := range r.Targets {
+		proxyCPU, commits, perCommit, commitUS := "", "", "", ""
+		if v, ok := t.CPUUSPerReq[t.Name]; ok {
+			proxyCPU = fmt.Sprintf("%.0f", v)
+		}
+		if t.AuditCommitsPerReq > 0 {
+			commits = fmt.Sprintf("%.2f", t.AuditCommitsPerReq)
+			perCommit = fmt.Sprintf("%.1f", t.AuditEventsPerCommit)
+			commitUS = fmt.Sprintf("%.0f", t.AuditCommitMeanUS)
+		}
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %s | %s | %s | %s |\n",
+			t.Name, t.Concurrency, t.CPUUSPerReq["loadgen"], t.CPUUSPerReq["upstream"], proxyCPU, commits, perCommit, commitUS)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "| sidecar figure | value |\n|---|---:|\n")

@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	const path = "/api/v1/bench"
 	targets := []target{
 		{name: "direct", url: upURL + path, header: map[string][]string{injectHeader: {key}}},
-		{name: "sidecar", url: sc.url + path, header: map[string][]string{"X-Kanbot-Profile": {benchProfile}}, pid: sc.pid()},
+		{name: "sidecar", url: sc.url + path, header: map[string][]string{"X-Kanbot-Profile": {benchProfile}}, pid: sc.pid(), adminURL: sc.adminURL},
 	}
 	na, naURL, err := startNoAudit(ctx, home, upURL, filepath.Join(dir, "sidecar-noaudit.log"), o.cpuProfile)
 	if err != nil {
@@ -198,6 +198,9 @@ type loadResults struct {
 	// sent[name][conc] the requests (warm-up included) it was spent on.
 	cpu  map[string]map[int]map[string]time.Duration
 	sent map[string]map[int]int
+	// audit[name][conc] sums the sidecar's audit counters over the rounds
+	// (targets with an admin URL only).
+	audit map[string]map[int]auditCounters
 	// serveTime is the wall time each target spent serving (warm-up included).
 	serveTime map[string]time.Duration
 }
@@ -212,12 +215,14 @@ func loadPhase(ctx context.Context, o options, targets []target, upstreamPID int
 		runs:      map[string]map[int][]loadResult{},
 		cpu:       map[string]map[int]map[string]time.Duration{},
 		sent:      map[string]map[int]int{},
+		audit:     map[string]map[int]auditCounters{},
 		serveTime: map[string]time.Duration{},
 	}
 	for _, t := range targets {
 		lr.runs[t.name] = map[int][]loadResult{}
 		lr.cpu[t.name] = map[int]map[string]time.Duration{}
 		lr.sent[t.name] = map[int]int{}
+		lr.audit[t.name] = map[int]auditCounters{}
 		for _, c := range o.concurrency {
 			lr.cpu[t.name][c] = map[string]time.Duration{}
 		}
@@ -230,6 +235,14 @@ func loadPhase(ctx context.Context, o options, targets []target, upstreamPID int
 				if t.pid != 0 {
 					procs[t.name] = t.pid
 				}
+				var auditBefore auditCounters
+				if t.adminURL != "" {
+					a, err := scrapeAudit(ctx, t.adminURL)
+					if err != nil {
+						return lr, err
+					}
+					auditBefore = a
+				}
 				before, err := cpuTimes(procs)
 				if err != nil {
 					return lr, err
@@ -241,6 +254,15 @@ func loadPhase(ctx context.Context, o options, targets []target, upstreamPID int
 				after, err := cpuTimes(procs)
 				if err != nil {
 					return lr, err
+				}
+				if t.adminURL != "" {
+					// The last response events are committed just after the
+					// last response; they belong to this run all the same.
+					auditAfter, err := settledAudit(ctx, t.adminURL, auditBefore.events+2*float64(o.warmup+o.requests))
+					if err != nil {
+						return lr, err
+					}
+					lr.audit[t.name][c] = lr.audit[t.name][c].add(auditAfter.sub(auditBefore))
 				}
 				for p := range after {
 					lr.cpu[t.name][c][p] += after[p] - before[p]
@@ -294,11 +316,17 @@ func summarize(o options, targets []target, lr loadResults) ([]targetRow, []over
 			for p, d := range lr.cpu[t.name][c] {
 				cpu[p] = round2(us(d) / float64(lr.sent[t.name][c]))
 			}
-			rows = append(rows, targetRow{
+			row := targetRow{
 				Name: t.name, Concurrency: c, Rounds: len(runs),
 				RPS: round2(median(rps)), P50US: round2(median(p50)), P90US: round2(median(p90)), P99US: round2(median(p99)),
 				CPUUSPerReq: cpu,
-			})
+			}
+			if a := lr.audit[t.name][c]; a.commits > 0 {
+				row.AuditCommitsPerReq = round2(a.commits / float64(lr.sent[t.name][c]))
+				row.AuditEventsPerCommit = round2(a.events / a.commits)
+				row.AuditCommitMeanUS = round2(a.commitSeconds / a.commits * 1e6)
+			}
+			rows = append(rows, row)
 			if t.name == "direct" {
 				continue
 			}
@@ -326,4 +354,33 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// settledAudit scrapes the audit counters until at least wantEvents events
+// are counted (the response events of a run's last requests are committed
+// just after their responses) or the count has not moved for 50 ms, for at
+// most 5 s.
+func settledAudit(ctx context.Context, adminURL string, wantEvents float64) (auditCounters, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	var last auditCounters
+	still := 0
+	for {
+		c, err := scrapeAudit(ctx, adminURL)
+		if err != nil || c.events >= wantEvents || time.Now().After(deadline) {
+			return c, err
+		}
+		if c.events == last.events {
+			if still++; still >= 5 {
+				return c, nil
+			}
+		} else {
+			still = 0
+		}
+		last = c
+		select {
+		case <-ctx.Done():
+			return c, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
