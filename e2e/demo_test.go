@@ -137,3 +137,31 @@ func TestDemoScriptInterrupted(t *testing.T) {
 	}
 	assertCleanedUp(t, tmp)
 }
+
+// TestDemoScriptOutputClosed is `make demo | head`: the reader goes away
+// early, and the demo must still stop its servers and remove its temp dir.
+func TestDemoScriptOutputClosed(t *testing.T) {
+	t.Parallel()
+	tmp := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := demoCmd(ctx, tmp)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "starting kanbot-sidecar") {
+			break
+		}
+	}
+	stdout.Close() // like head exiting: later writes fail with EPIPE
+	if err := cmd.Wait(); err == nil {
+		t.Error("the demo reported success although its output was closed")
+	}
+	assertCleanedUp(t, tmp)
+}

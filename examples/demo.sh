@@ -49,7 +49,11 @@ stop_all() {
 
 cleanup() {
 	local status=$?
-	trap - EXIT INT TERM
+	# Clean up whatever happens now: no errexit, and a closed stdout (EPIPE)
+	# must not kill the cleanup halfway.
+	set +e
+	trap - EXIT HUP INT TERM
+	trap '' PIPE
 	stop_all
 	if [[ $status -ne 0 ]]; then
 		echo
@@ -67,8 +71,12 @@ cleanup() {
 	fi
 	exit "$status"
 }
+# Signals end the script through exit, so the EXIT trap cleans up. PIPE is
+# caught too: `make demo | head` must not leave servers running.
 trap cleanup EXIT
+trap 'exit 129' HUP
 trap 'exit 130' INT
+trap 'exit 141' PIPE
 trap 'exit 143' TERM
 
 step() { printf '\n==> %s\n' "$*"; }
