@@ -87,7 +87,10 @@ go build -o "$DEMO_DIR/tools/agent" ./examples/agent
 go build -o "$DEMO_DIR/tools/demotool" ./examples/demotool
 TOOL=$DEMO_DIR/tools/demotool
 
-mapfile -t PORTS < <("$TOOL" ports 3)
+# (A read loop rather than mapfile: macOS still ships bash 3.2.)
+PORTS=()
+while read -r port; do PORTS+=("$port"); done < <("$TOOL" ports 3)
+[[ ${#PORTS[@]} -eq 3 ]] || { echo "demo: could not find three free ports" >&2; exit 1; }
 BACKEND_URL=http://127.0.0.1:${PORTS[0]}
 SIDECAR_URL=http://127.0.0.1:${PORTS[1]}
 ADMIN_URL=http://127.0.0.1:${PORTS[2]}
