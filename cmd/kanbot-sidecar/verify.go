@@ -464,7 +464,7 @@ func (v *verifier) checkIsolation(ctx context.Context, p profiles.Meta, users ma
 	case len(spaces) == 0:
 		v.add(name, checkPass, "no spaces yet")
 	default:
-		v.add(name, checkPass, "%d space%s, each owned by %s or with it as a member; none shared with another profile", len(spaces), verifyPlural(len(spaces)), me.Email)
+		v.add(name, checkPass, "%d space%s, all with %s as owner or member; none shared with another profile", len(spaces), verifyPlural(len(spaces)), me.Email)
 	}
 }
 
