@@ -28,7 +28,7 @@ func FuzzDecrypt(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := vault.Decrypt(data, id)
 		if err != nil {
-			if len(data) >= 12 && strings.Contains(err.Error(), string(data)) {
+			if len(data) >= 12 && strings.Contains(withoutOurWording(err), string(data)) {
 				t.Fatalf("error quotes the input: %v", err)
 			}
 			return
@@ -59,7 +59,7 @@ func FuzzParseIdentity(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := vault.ParseIdentity(data, func() ([]byte, error) { return nil, errors.New("no passphrase while fuzzing") })
 		if err != nil {
-			if len(data) >= 16 && strings.Contains(err.Error(), strings.TrimSpace(string(data))) {
+			if in := strings.TrimSpace(string(data)); len(in) >= 16 && strings.Contains(withoutOurWording(err), in) {
 				t.Fatalf("error quotes the input: %v", err)
 			}
 			return
@@ -68,4 +68,16 @@ func FuzzParseIdentity(f *testing.F) {
 			t.Fatalf("Recipient() = %q", got.Recipient())
 		}
 	})
+}
+
+// withoutOurWording removes the package's fixed error texts from err's
+// message: a fuzz input that merely repeats our own wording (ErrNotIdentity
+// names the AGE-SECRET-KEY-1 prefix, for one) is not quoted input.
+func withoutOurWording(err error) string {
+	msg := err.Error()
+	for _, s := range []error{vault.ErrNotIdentity, vault.ErrWrongPassphrase, vault.ErrNoPassphrase,
+		vault.ErrWrongIdentity, vault.ErrCorrupt, vault.ErrEmptyKey} {
+		msg = strings.ReplaceAll(msg, s.Error(), "")
+	}
+	return msg
 }
