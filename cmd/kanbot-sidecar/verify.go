@@ -22,6 +22,7 @@ import (
 
 	"github.com/kanbot/kanbot-sidecar/auditdb"
 	"github.com/kanbot/kanbot-sidecar/profiles"
+	"github.com/kanbot/kanbot-sidecar/proxy"
 )
 
 // Check statuses printed by verify. Only FAIL makes verify exit non-zero; a
@@ -59,6 +60,7 @@ func newVerifyCmd(e *env) *cobra.Command {
 	var (
 		asJSON           bool
 		backend, sidecar string
+		tokenFile        string
 		timeout          time.Duration
 	)
 	cmd := &cobra.Command{
@@ -97,6 +99,11 @@ the configured upstream. Exit status 0 only if no check failed.`,
 			if err != nil {
 				return err
 			}
+			if tokenFile != "" {
+				if v.clientToken, err = readClientToken(tokenFile); err != nil {
+					return err
+				}
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			rep := v.run(ctx)
@@ -116,6 +123,7 @@ the configured upstream. Exit status 0 only if no check failed.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().StringVar(&backend, "backend", "", "backend base URL (default: the configured upstream)")
 	cmd.Flags().StringVar(&sidecar, "sidecar", "", "sidecar base URL (default: from the configured listen address)")
+	cmd.Flags().StringVar(&tokenFile, "client-token-file", "", "file holding a client token, sent as "+proxy.HeaderClientToken+" (needed when `clients` are configured)")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long")
 	return cmd
 }
@@ -144,7 +152,24 @@ type verifier struct {
 	backend   string
 	sc        *http.Client // to the sidecar (may dial a unix socket)
 	bc        *http.Client // to the backend
-	results   []checkResult
+	// clientToken, when set, goes with every request to the sidecar. It is
+	// a secret: it is never printed.
+	clientToken string
+	results     []checkResult
+}
+
+// readClientToken reads a client token from a file (a token is a secret, so
+// it never comes from a flag value). The error never quotes the contents.
+func readClientToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read --client-token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || strings.ContainsAny(tok, "\r\n") {
+		return "", usagef("--client-token-file %s: want one non-empty line", path)
+	}
+	return tok, nil
 }
 
 func newVerifier(home string, fc fileConfig, sidecar, backend string) (*verifier, error) {
@@ -237,6 +262,9 @@ func (v *verifier) get(ctx context.Context, hc *http.Client, rawURL string, hdr 
 		for k, val := range hdr {
 			req.Header.Set(k, val)
 		}
+		if hc == v.sc && v.clientToken != "" {
+			req.Header.Set(proxy.HeaderClientToken, v.clientToken)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return nil, verifyTransportError(err)
@@ -280,6 +308,9 @@ func (a *answer) describe() string {
 	s := strconv.Itoa(a.status)
 	if a.sidecarError != "" {
 		s += " " + a.sidecarError + " (sidecar)"
+	}
+	if a.sidecarError == "client_unauthorized" {
+		s += "; clients are configured: pass --client-token-file"
 	}
 	var kb struct {
 		Detail any `json:"detail"`

@@ -1,7 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/kanbot/kanbot-sidecar/internal/testutil"
+	"github.com/kanbot/kanbot-sidecar/proxy"
 )
 
 func TestDecodeSpaces(t *testing.T) {
@@ -86,4 +95,74 @@ func TestVerifyBaseURL(t *testing.T) {
 			t.Errorf("verifyBaseURL(%q) = %v, want ok=%v", in, err, ok)
 		}
 	}
+}
+
+// TestVerifyClientToken runs verify against a real backend and a sidecar
+// that requires client tokens: without one, the failures say what to pass;
+// with --client-token-file, every check passes and the token is never
+// printed.
+func TestVerifyClientToken(t *testing.T) {
+	t.Parallel()
+	const token = "verify-test-client-token-0123456789"
+	b := testutil.StartBackend(t)
+	_, key := b.CreateUser(t, "alice@example.com", "alice")
+	sc := testutil.StartSidecar(t, testutil.SidecarConfig{
+		Upstream: b.URL,
+		Profiles: []testutil.ProfileSpec{{Name: "alice", Key: key}},
+		Clients:  []proxy.Client{{Name: "agent", TokenSHA256: sha256.Sum256([]byte(token)), Profiles: []string{"*"}}},
+	})
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(extra ...string) (int, verifyReport, string) {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"verify", "--json", "--home", sc.Home, "--sidecar", sc.URL, "--backend", b.URL}, extra...)
+		code := run(t.Context(), args, strings.NewReader(""), &stdout, &stderr)
+		var rep verifyReport
+		if stdout.Len() > 0 {
+			if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+				t.Fatalf("verify %v: not JSON: %v\n%s\n%s", extra, err, stdout.String(), stderr.String())
+			}
+		}
+		return code, rep, stdout.String() + stderr.String()
+	}
+	status := func(rep verifyReport, name string) checkResult {
+		for _, c := range rep.Checks {
+			if c.Name == name {
+				return c
+			}
+		}
+		return checkResult{Status: "(missing)"}
+	}
+
+	code, rep, out := verify()
+	if c := status(rep, "identity alice"); code != 1 || c.Status != checkFail || !strings.Contains(c.Detail, "--client-token-file") {
+		t.Errorf("verify without a token: exit %d, identity = %+v; want exit 1 and a FAIL naming --client-token-file", code, c)
+	}
+	code, rep, out2 := verify("--client-token-file", tokenFile)
+	if code != 0 || !rep.OK {
+		t.Errorf("verify with the token: exit %d, report %+v", code, rep)
+	}
+	for _, o := range []string{out, out2} {
+		if strings.Contains(o, token) {
+			t.Error("verify printed the client token")
+		}
+	}
+	for _, bad := range []string{filepath.Join(t.TempDir(), "missing"), writeTemp(t, ""), writeTemp(t, "a\nb\n")} {
+		code, _, o := verify("--client-token-file", bad)
+		if code == 0 || strings.Contains(o, "a\nb") {
+			t.Errorf("verify --client-token-file %s: exit %d, want a failure that does not quote the file", bad, code)
+		}
+	}
+	sc.AssertKeysAbsent(t)
+}
+
+func writeTemp(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
