@@ -337,8 +337,10 @@ func TestConcurrentWrites(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, data := w.b.Call(t, w.keys["mia"], "POST", "/api/v1/cards", map[string]any{"column_id": col, "name": "c"})
-			if st != http.StatusCreated {
+			st, data, err := w.b.TryCall(w.keys["mia"], "POST", "/api/v1/cards", map[string]any{"column_id": col, "name": "c"})
+			if err != nil {
+				errs <- err.Error()
+			} else if st != http.StatusCreated {
 				errs <- string(data)
 			}
 		}()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -108,9 +109,21 @@ func (b *Backend) setBanned(t testing.TB, identifier string, banned bool) {
 
 // Call sends one request straight to the backend (not through a sidecar) with
 // apiKey in X-API-Key (none when empty) and body as JSON (none when nil; a
-// string or []byte is sent as is). It returns the status and the body.
+// string or []byte is sent as is). It returns the status and the body, and
+// fails the test on a transport error, so call it from the test goroutine
+// only; other goroutines use TryCall.
 func (b *Backend) Call(t testing.TB, apiKey, method, path string, body any) (int, []byte) {
 	t.Helper()
+	status, data, err := b.TryCall(apiKey, method, path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, data
+}
+
+// TryCall is Call that returns transport and encoding errors instead of
+// failing the test, so it is safe from any goroutine.
+func (b *Backend) TryCall(apiKey, method, path string, body any) (int, []byte, error) {
 	var rd io.Reader
 	switch v := body.(type) {
 	case nil:
@@ -121,7 +134,7 @@ func (b *Backend) Call(t testing.TB, apiKey, method, path string, body any) (int
 	default:
 		data, err := json.Marshal(v)
 		if err != nil {
-			t.Fatalf("encode request body: %v", err)
+			return 0, nil, fmt.Errorf("encode request body: %v", err)
 		}
 		rd = bytes.NewReader(data)
 	}
@@ -129,7 +142,7 @@ func (b *Backend) Call(t testing.TB, apiKey, method, path string, body any) (int
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, b.URL+path, rd)
 	if err != nil {
-		t.Fatalf("new request %s %s: %v", method, path, err)
+		return 0, nil, fmt.Errorf("new request %s %s: %v", method, path, err)
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -139,14 +152,14 @@ func (b *Backend) Call(t testing.TB, apiKey, method, path string, body any) (int
 	}
 	resp, err := b.server.Client().Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s: read body: %v", method, path, err)
 	}
-	return resp.StatusCode, data
+	return resp.StatusCode, data, nil
 }
 
 // CreateSpace creates a space over HTTP as the key's user and returns its id.
