@@ -59,16 +59,32 @@ const fileHeader = "# kanbot-sidecar profiles: metadata only, never a key (keys 
 // duplicate name, a second YAML document or an invalid entry are errors
 // naming the profile. An empty file holds no profiles. The result is
 // sorted by name.
+//
+// Parse takes time linear in the number of profiles (see parseFast); a
+// file using YAML features our writer never produces (aliases, merge keys,
+// non-string keys, nested mappings) is decoded by parseStrict instead,
+// which gives the same result but is quadratic in the number of profiles.
 func Parse(data []byte) ([]Meta, error) {
+	ps, ok, err := parseFast(data)
+	if !ok {
+		return parseStrict(data)
+	}
+	return ps, err
+}
+
+// parseStrict decodes profiles.yaml with yaml.v3's strict decoder into
+// document. It is the reference for what Parse accepts, but yaml.v3 checks
+// a mapping for duplicate keys by comparing every pair of keys, so 10,000
+// profiles take over a second here.
+func parseStrict(data []byte) ([]Meta, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var doc document
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parse: %v", err)
 	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("parse: more than one YAML document")
+	if err := checkSingleDocument(dec); err != nil {
+		return nil, err
 	}
 	out := make([]Meta, 0, len(doc.Profiles))
 	for name, m := range doc.Profiles {
@@ -76,13 +92,30 @@ func Parse(data []byte) ([]Meta, error) {
 			return nil, fmt.Errorf("profile %q: empty entry", name)
 		}
 		m.Name = name
-		if err := m.Validate(); err != nil {
-			return nil, fmt.Errorf("profile %q: %w", name, err)
-		}
 		out = append(out, *m)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return validateSorted(out)
+}
+
+// checkSingleDocument fails if dec holds another YAML document.
+func checkSingleDocument(dec *yaml.Decoder) error {
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("parse: more than one YAML document")
+	}
+	return nil
+}
+
+// validateSorted sorts ps by name and validates each entry, reporting the
+// first invalid one by name so the error does not depend on map order.
+func validateSorted(ps []Meta) ([]Meta, error) {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
+	for i := range ps {
+		if err := ps[i].Validate(); err != nil {
+			return nil, fmt.Errorf("profile %q: %w", ps[i].Name, err)
+		}
+	}
+	return ps, nil
 }
 
 // Marshal encodes profiles as profiles.yaml (sorted by name, with a header

@@ -68,3 +68,30 @@ func FuzzLoadProfilesYAML(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseMatchesStrict: wherever the linear-time parser answers, it
+// agrees with yaml.v3's strict decoder (the reference): same acceptance,
+// same profiles.
+func FuzzParseMatchesStrict(f *testing.F) {
+	f.Add([]byte("profiles:\n  alice:" + goodEntry + "\n  bob:" + goodEntry + "\n"))
+	f.Add([]byte("profiles:\n  alice:" + goodEntry + "\n  alice:" + goodEntry + "\n"))
+	f.Add([]byte("profiles:\n  alice:" + goodEntry + "\n    api_key: x\n"))
+	f.Add([]byte("profiles:\n  alice:" + goodEntry + "\n    rate: 2\n    burst: 3\n    allow_paths: [/api/v1/]\n    allow_methods: [GET]\n    upstream: http://h:1\n    rotated_at: 2026-05-06T07:08:09Z\n"))
+	f.Add([]byte("profiles:\n  a: &x {email: a@b.c}\n  b: *x\n"))
+	f.Add([]byte("profiles:\n  alice:\n  'alice':" + goodEntry + "\n"))
+	f.Add([]byte("profiles: ~\n"))
+	f.Add([]byte("profiles: [1, 2]\n---\nx: y\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok, ferr := profiles.ParseFast(data)
+		ref, serr := profiles.ParseStrict(data)
+		if !ok {
+			return
+		}
+		if (ferr == nil) != (serr == nil) {
+			t.Fatalf("ParseFast error %v, ParseStrict error %v", ferr, serr)
+		}
+		if ferr == nil && !reflect.DeepEqual(fast, ref) && !(len(fast) == 0 && len(ref) == 0) {
+			t.Fatalf("ParseFast = %+v\nParseStrict = %+v", fast, ref)
+		}
+	})
+}
