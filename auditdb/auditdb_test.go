@@ -339,18 +339,26 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 	}
 	db := openDB(t, auditdb.Config{Path: path})
 	res := mustVerify(t, db)
-	present := map[string]bool{}
+	present := map[string]string{} // request id → outcome
 	if err := db.Calls(context.Background(), auditdb.Filter{}, func(c auditdb.Call) error {
-		present[c.RequestID] = true
+		present[c.RequestID] = c.Outcome
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	missing := 0
+	missing, responses := 0, 0
 	for _, id := range acked {
-		if !present[id] {
+		if rid, ok := strings.CutPrefix(id, "response "); ok {
+			responses++
+			if present[rid] != auditdb.OutcomeForwarded {
+				missing++
+			}
+		} else if present[id] == "" {
 			missing++
 		}
+	}
+	if responses == 0 {
+		t.Errorf("no response event was acknowledged before the kill")
 	}
 	if missing > 0 {
 		t.Errorf("%d of %d acknowledged events missing after SIGKILL (%d events in the chain)", missing, len(acked), res.Events)

@@ -62,7 +62,6 @@ func bulkLoad(b *testing.B, path string, calls int, start time.Time, span time.D
 		b.Fatal(err)
 	}
 	defer tx.Rollback()
-	w := &chainWriter{}
 	step := span / time.Duration(calls)
 	batch := make([]*row, 0, 128)
 	for i := 0; i < calls; i++ {
@@ -81,7 +80,7 @@ func bulkLoad(b *testing.B, path string, calls int, start time.Time, span time.D
 			batch = append(batch, r)
 		}
 		if len(batch) == cap(batch) || i == calls-1 {
-			if err := w.appendRows(ctx, tx, batch); err != nil {
+			if err := appendRowsTx(ctx, tx, batch); err != nil {
 				b.Fatal(err)
 			}
 			batch = batch[:0]

@@ -8,17 +8,21 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kanbot/kanbot-sidecar/auditdb"
 )
 
 // BenchmarkRecord measures events/s through the group-commit writer with 1,
 // 16 and 64 goroutines each calling Record in a loop (each call waits for
-// its commit, as the proxy's write-ahead step does).
+// its commit, as the proxy's write-ahead step does). Lazy holding is off
+// here (LazyDelay -1), so every event's commit is on its submitter's path:
+// this is the commit path's own cost. BenchmarkRecordCalls is the proxy's
+// pattern.
 func BenchmarkRecord(b *testing.B) {
 	for _, submitters := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("submitters=%d", submitters), func(b *testing.B) {
-			db := openBench(b, filepath.Join(b.TempDir(), "audit.db"))
+			db := openBenchCfg(b, auditdb.Config{Path: filepath.Join(b.TempDir(), "audit.db"), LazyDelay: -1})
 			ctx := context.Background()
 			var next atomic.Int64
 			b.ReportAllocs()
@@ -82,9 +86,59 @@ func BenchmarkBytesPerEvent(b *testing.B) {
 	b.ReportMetric(float64(fi.Size())/events, "bytes/event")
 }
 
+// BenchmarkRecordCalls drives the writer as the proxy does, with the
+// default config: per call, the request event's Record is waited for
+// (write-ahead) and the response event's is made from its own goroutine
+// (the agent already has its response), so response events ride along
+// with the next request commit. Reports events/s and commits per call.
+func BenchmarkRecordCalls(b *testing.B) {
+	for _, submitters := range []int{1, 64} {
+		b.Run(fmt.Sprintf("submitters=%d", submitters), func(b *testing.B) {
+			var commits atomic.Int64
+			db := openBenchCfg(b, auditdb.Config{Path: filepath.Join(b.TempDir(), "audit.db"),
+				OnCommit: func(int, time.Duration) { commits.Add(1) }})
+			ctx := context.Background()
+			var next atomic.Int64
+			var responses sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for g := 0; g < submitters; g++ {
+				wg.Go(func() {
+					for {
+						call := next.Add(1)
+						if call > int64(b.N) {
+							return
+						}
+						if err := db.Record(ctx, benchEvent(2*call)); err != nil {
+							b.Error(err)
+							return
+						}
+						responses.Go(func() {
+							if err := db.Record(ctx, benchEvent(2*call+1)); err != nil {
+								b.Error(err)
+							}
+						})
+					}
+				})
+			}
+			wg.Wait()
+			responses.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(2*b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(commits.Load())/float64(b.N), "commits/call")
+		})
+	}
+}
+
 func openBench(b *testing.B, path string) *auditdb.DB {
+	return openBenchCfg(b, auditdb.Config{Path: path})
+}
+
+func openBenchCfg(b *testing.B, cfg auditdb.Config) *auditdb.DB {
 	b.Helper()
-	db, err := auditdb.Open(context.Background(), auditdb.Config{Path: path, RedactQuery: []string{"token"}})
+	cfg.RedactQuery = []string{"token"}
+	db, err := auditdb.Open(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+	"github.com/mattn/go-sqlite3" // also registers the "sqlite3" database/sql driver
 )
 
 // Durability levels (config key audit.durability).
@@ -32,6 +33,10 @@ const (
 	DefaultMaxBatch      = 1024
 	DefaultBusyTimeout   = 5 * time.Second
 	DefaultCheckpointGap = 4096 // events committed between background WAL checkpoints
+	// DefaultLazyDelay is how long the writer holds a batch of response
+	// events waiting for the next request event to commit with (see the
+	// package doc, "Lazy events").
+	DefaultLazyDelay = 2 * time.Millisecond
 )
 
 // Errors callers branch on.
@@ -76,6 +81,10 @@ type Config struct {
 	// checkpoint (the writer's connection never checkpoints itself, so a
 	// commit never pays for one). Zero means DefaultCheckpointGap.
 	CheckpointGap int
+	// LazyDelay bounds how long a batch holding only response events
+	// waits for an eager event to share its commit. Zero means
+	// DefaultLazyDelay; negative commits every batch at once.
+	LazyDelay time.Duration
 }
 
 // DB is an open audit database. A DB from Open appends events through one
@@ -90,6 +99,8 @@ type DB struct {
 	onCommit func(int, time.Duration)
 	maxBatch int
 	ckptGap  int
+	// lazyDelay: see Config.LazyDelay (0: off).
+	lazyDelay time.Duration
 
 	busyTimeout time.Duration
 	lastBatch   int // writer goroutine only
@@ -98,6 +109,7 @@ type DB struct {
 	wdb *sql.DB // _txlock=immediate: writer, checkpointer, prune, ping (nil when read-only)
 
 	queue chan *pending
+	held  atomic.Int64 // lazy events the writer holds for a later commit
 
 	mu     sync.RWMutex // guards closed against sends on queue
 	closed bool
@@ -152,6 +164,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		ckpt:        make(chan struct{}, 1),
 		ckptDone:    make(chan struct{}),
 	}
+	switch {
+	case cfg.LazyDelay == 0:
+		db.lazyDelay = DefaultLazyDelay
+	case cfg.LazyDelay > 0:
+		db.lazyDelay = cfg.LazyDelay
+	}
 	if db.now == nil {
 		db.now = time.Now
 	}
@@ -163,8 +181,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		"_synchronous":  {sync},
 		"_busy_timeout": {fmt.Sprint(busy.Milliseconds())},
 		"_txlock":       {"immediate"},
-		// Keeps the writer's multi-row INSERTs and the tail query prepared.
+		// Keeps prune's statements prepared.
 		"_stmt_cache_size": {"16"},
+		// database/sql never shares a connection between goroutines, so
+		// SQLite's per-call connection mutex is pure cost.
+		"_mutex": {"no"},
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("open audit database %s: %w", path, err)
@@ -198,7 +219,32 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.closeDBs()
 		return nil, err
 	}
-	go db.writer(wconn)
+	// The writer drives the go-sqlite3 connection directly (chainWriter):
+	// Raw lends it for as long as the writer runs.
+	started := make(chan error, 1)
+	go func() {
+		defer close(db.done)
+		defer wconn.Close()
+		err := wconn.Raw(func(dc any) error {
+			c, ok := dc.(*sqlite3.SQLiteConn)
+			if !ok {
+				return fmt.Errorf("unexpected driver connection %T", dc)
+			}
+			started <- nil
+			db.writer(c)
+			return nil
+		})
+		if err != nil { // the writer never ran
+			close(db.ckpt)
+			started <- err
+		}
+	}()
+	if err := <-started; err != nil {
+		<-db.done
+		cconn.Close()
+		db.closeDBs()
+		return nil, fmt.Errorf("open audit database %s: %w", path, err)
+	}
 	go db.checkpointer(cconn)
 	return db, nil
 }
@@ -235,8 +281,9 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 // Path is the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
 
-// QueueDepth is the number of events waiting for the writer (for metrics).
-func (db *DB) QueueDepth() int { return len(db.queue) }
+// QueueDepth is the number of events waiting for the writer (for
+// metrics): queued, or held by it for a later commit (lazy events).
+func (db *DB) QueueDepth() int { return len(db.queue) + int(db.held.Load()) }
 
 // Ping reports whether the database is writable right now: it takes and
 // releases the write lock (BEGIN IMMEDIATE; ROLLBACK). It is meant for

@@ -15,8 +15,27 @@
 // commit). Each transaction is BEGIN IMMEDIATE and reads the chain tail
 // inside it, so several processes (the server and CLI commands recording
 // admin events) can append to one file and the chain stays single and valid.
-// WAL checkpoints run on a separate connection with automatic checkpoints
-// off, so a commit never pays for one.
+// (The tail read is a cached value when PRAGMA data_version, read inside
+// the transaction, shows that no other connection has committed since the
+// writer's own last commit.) WAL checkpoints run on a separate connection
+// with automatic checkpoints off, so a commit never pays for one.
+//
+// # Lazy events
+//
+// Response events are lazy; every other kind is eager. A batch that holds
+// only lazy events is not committed at once: the writer holds it until an
+// eager event arrives (the held events then share that event's commit), the
+// batch is full, Config.LazyDelay has passed (default 2 ms), or Close.
+// At low concurrency this halves the commits per proxied call: the
+// response of one call rides along with the write-ahead request event of
+// the next, instead of occupying the writer when that request arrives.
+//
+// Nothing is weakened by it. Record of a lazy event still returns only
+// once the event is committed (the proxy calls it off the agent's path);
+// Close commits held events before it returns; a request event is never
+// held. A crash can lose only lazy events whose Record had not returned,
+// and a response event that was never committed leaves its call with
+// outcome incomplete, as a crash in the middle of the call would.
 //
 // # Schema
 //

@@ -57,8 +57,10 @@ func childAdmin(path string) int {
 	return 0
 }
 
-// childCrash records events from 8 goroutines forever and prints the
-// request id of each event as soon as Record has returned for it. The
+// childCrash records calls (a request event, then its response event)
+// from 8 goroutines forever and prints the request id of each request
+// event, and "response ID" for each response event, as soon as Record has
+// returned for it. The
 // parent kills it with SIGKILL.
 func childCrash(path string) int {
 	ctx := context.Background()
@@ -78,6 +80,14 @@ func childCrash(path string) int {
 					os.Exit(1)
 				}
 				acks <- id
+				// Its response is a lazy event (held for the next
+				// request's commit): acknowledged only once committed too.
+				if err := db.Record(ctx, auditdb.Event{Kind: auditdb.KindResponse, RequestID: id, Profile: "alice",
+					Status: 200, Outcome: auditdb.OutcomeForwarded}); err != nil {
+					fmt.Fprintln(os.Stderr, "record:", err)
+					os.Exit(1)
+				}
+				acks <- "response " + id
 			}
 		}()
 	}

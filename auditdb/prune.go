@@ -92,8 +92,7 @@ func (db *DB) Prune(ctx context.Context, before time.Time, who string) (PruneRes
 	if err := db.toRow(&Event{TS: now, Kind: KindAdmin, Code: CodeAuditPruned, Detail: d}, &r); err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
-	w := &chainWriter{}
-	if err := w.appendRows(ctx, tx, []*row{&r}); err != nil {
+	if err := appendRowsTx(ctx, tx, []*row{&r}); err != nil {
 		return res, fmt.Errorf("prune: record event: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

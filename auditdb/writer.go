@@ -1,11 +1,14 @@
 package auditdb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/url"
 	"runtime"
@@ -23,6 +26,7 @@ const Redacted = "REDACTED"
 // the writer never blocks on a submitter that gave up.
 type pending struct {
 	r    row
+	lazy bool // a response event: may wait for the next eager commit
 	done chan error
 }
 
@@ -39,7 +43,7 @@ func (db *DB) Record(ctx context.Context, ev Event) error {
 	if db.readOnly {
 		return ErrReadOnly
 	}
-	p := &pending{done: make(chan error, 1)}
+	p := &pending{lazy: ev.Kind == KindResponse, done: make(chan error, 1)}
 	if err := db.toRow(&ev, &p.r); err != nil {
 		return err
 	}
@@ -165,22 +169,36 @@ func (db *DB) redactQuery(q string) string {
 // writer is the only goroutine that appends through conn. It takes every
 // event waiting (up to maxBatch), writes them in one transaction and then
 // releases their submitters: group commit.
-func (db *DB) writer(conn *sql.Conn) {
-	defer close(db.done)
-	defer conn.Close()
+//
+// A batch holding only lazy events (responses) is not committed at once:
+// it is held for up to lazyDelay, until an eager event arrives (it then
+// rides along with that event's commit), the batch is full, or Close.
+func (db *DB) writer(conn *sqlite3.SQLiteConn) {
 	defer close(db.ckpt)
-	w := &chainWriter{busyTimeout: db.busyTimeout}
+	w := &chainWriter{conn: conn, busyTimeout: db.busyTimeout}
+	defer w.close()
 	batch := make([]*pending, 0, db.maxBatch)
+	eager := false   // batch holds an event whose submitter must not wait
+	holding := false // hold is armed for the lazy events in batch
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
 	sinceCkpt := 0
+	add := func(p *pending) {
+		batch = append(batch, p)
+		eager = eager || !p.lazy
+	}
 	for {
-		var first *pending
+		due := false
 		select {
-		case first = <-db.queue:
+		case p := <-db.queue:
+			add(p)
+		case <-hold.C:
+			holding, due = false, true
 		case <-db.stop:
 			// Close set closed before stop, so nothing more can be queued:
-			// commit what is there and leave.
+			// commit what is held and queued, then leave.
 			for {
-				batch = batch[:0]
 			drain:
 				for len(batch) < db.maxBatch {
 					select {
@@ -193,27 +211,40 @@ func (db *DB) writer(conn *sql.Conn) {
 				if len(batch) == 0 {
 					return
 				}
-				db.commitBatch(conn, w, batch)
+				db.commitBatch(w, batch)
+				batch = batch[:0]
 			}
 		}
-		if db.lastBatch > 1 {
+		if db.lastBatch > 1 && len(batch) == 1 {
 			// Several submitters are active: let the ones released by the
 			// previous commit queue their next event before this batch is
 			// cut, so that one commit carries more events.
 			runtime.Gosched()
 		}
-		batch = append(batch[:0], first)
 	gather:
 		for len(batch) < db.maxBatch {
 			select {
 			case p := <-db.queue:
-				batch = append(batch, p)
+				add(p)
 			default:
 				break gather
 			}
 		}
+		if !eager && !due && len(batch) < db.maxBatch && db.lazyDelay > 0 {
+			if !holding {
+				hold.Reset(db.lazyDelay)
+				holding = true
+			}
+			db.held.Store(int64(len(batch)))
+			continue
+		}
+		if holding {
+			hold.Stop()
+			holding = false
+		}
+		db.held.Store(0)
 		db.lastBatch = len(batch)
-		if db.commitBatch(conn, w, batch) == nil {
+		if db.commitBatch(w, batch) == nil {
 			sinceCkpt += len(batch)
 			if sinceCkpt >= db.ckptGap {
 				sinceCkpt = 0
@@ -223,12 +254,13 @@ func (db *DB) writer(conn *sql.Conn) {
 				}
 			}
 		}
+		batch, eager = batch[:0], false
 	}
 }
 
-func (db *DB) commitBatch(conn *sql.Conn, w *chainWriter, batch []*pending) error {
+func (db *DB) commitBatch(w *chainWriter, batch []*pending) error {
 	start := time.Now()
-	err := w.write(context.Background(), conn, batch)
+	err := w.write(batch)
 	if err == nil && db.onCommit != nil {
 		db.onCommit(len(batch), time.Since(start))
 	}
@@ -242,14 +274,35 @@ func (db *DB) commitBatch(conn *sql.Conn, w *chainWriter, batch []*pending) erro
 	return err
 }
 
-// chainWriter appends rows in one BEGIN IMMEDIATE transaction, reading the
-// chain tail inside it, so that several processes appending at once keep a
-// single valid chain.
+// chainWriter appends the writer's batches in one BEGIN IMMEDIATE
+// transaction each, on the go-sqlite3 connection itself: database/sql
+// would add a goroutine, a context and several allocations per
+// transaction, and statements here stay prepared for the writer's life.
+//
+// It reads the chain tail inside each transaction, so that several
+// processes appending at once keep a single valid chain. The tail query is
+// skipped when nothing else can have committed since this writer's last
+// transaction: PRAGMA data_version, read inside the transaction (after the
+// write lock is taken), changes whenever another connection (another
+// process, a prune, a CLI) has committed, and never for our own commits.
 type chainWriter struct {
+	conn        *sqlite3.SQLiteConn
 	busyTimeout time.Duration
-	buf         []byte
-	rows        []*row
-	args        []any
+	inserts     map[int]driver.Stmt
+	versionStmt driver.Stmt
+	tailStmt    driver.Stmt
+
+	// The chain tail after our last commit, valid while known and the
+	// data_version read in the next transaction equals version.
+	known   bool
+	version int64
+	seq     int64
+	hash    [HashSize]byte
+
+	buf  []byte
+	rows []*row
+	args []driver.NamedValue
+	dest []driver.Value
 }
 
 // insertColumns are the events columns the writer fills, in args order.
@@ -260,8 +313,7 @@ const insertArgs = 20
 
 // insertChunks are the row counts of the multi-row INSERT statements the
 // writer uses (largest first): fewer statements per batch means fewer cgo
-// and database/sql round trips per event. go-sqlite3's statement cache
-// (_stmt_cache_size) keeps them prepared.
+// round trips per event.
 var insertChunks = []int{64, 16, 4, 1}
 
 var insertSQL = func() map[int]string {
@@ -274,21 +326,57 @@ var insertSQL = func() map[int]string {
 	return m
 }()
 
-func (w *chainWriter) write(ctx context.Context, conn *sql.Conn, batch []*pending) error {
-	tx, err := w.begin(ctx, conn)
-	if err != nil {
+const (
+	tailSQL        = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+	checkpointSQL  = "SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1"
+	dataVersionSQL = "PRAGMA data_version"
+	beginSQL       = "BEGIN IMMEDIATE"
+	commitSQL      = "COMMIT"
+	rollbackSQL    = "ROLLBACK"
+)
+
+// bg is the context of the writer's driver calls: one without a Done
+// channel keeps go-sqlite3 on its synchronous path (no goroutine per
+// statement). The busy loop in begin is the writer's only wait.
+var bg = context.Background()
+
+func (w *chainWriter) close() {
+	for _, s := range w.inserts {
+		s.Close()
+	}
+	if w.versionStmt != nil {
+		w.versionStmt.Close()
+	}
+	if w.tailStmt != nil {
+		w.tailStmt.Close()
+	}
+}
+
+func (w *chainWriter) write(batch []*pending) error {
+	if err := w.begin(); err != nil {
+		w.known = false
 		return err
 	}
-	defer tx.Rollback()
 	rows := w.rows[:0]
 	for _, p := range batch {
 		rows = append(rows, &p.r)
 	}
 	w.rows = rows
-	if err := w.appendRows(ctx, tx, rows); err != nil {
+	err := w.appendRows(rows)
+	if err == nil {
+		_, err = w.conn.ExecContext(bg, commitSQL, nil)
+	}
+	if err != nil {
+		w.known = false
+		// Rolls back what the failed statement left; harmless if COMMIT
+		// itself already ended the transaction.
+		_, _ = w.conn.ExecContext(bg, rollbackSQL, nil)
 		return err
 	}
-	return tx.Commit()
+	last := rows[len(rows)-1]
+	w.seq = last.seq
+	copy(w.hash[:], last.hash)
+	return nil
 }
 
 // begin starts the write transaction (BEGIN IMMEDIATE). The writer's
@@ -296,13 +384,13 @@ func (w *chainWriter) write(ctx context.Context, conn *sql.Conn, batch []*pendin
 // 1, 2, 5, 10… ms between tries, which would stall every submitter whenever
 // another process (a CLI recording an admin event) holds the lock for a few
 // microseconds. This loop retries with short sleeps until busyTimeout.
-func (w *chainWriter) begin(ctx context.Context, conn *sql.Conn) (*sql.Tx, error) {
+func (w *chainWriter) begin() error {
 	deadline := time.Now().Add(w.busyTimeout)
 	pause := 20 * time.Microsecond
 	for {
-		tx, err := conn.BeginTx(ctx, nil)
+		_, err := w.conn.ExecContext(bg, beginSQL, nil)
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
-			return tx, err
+			return err
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, time.Millisecond)
@@ -314,48 +402,173 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked)
 }
 
-// appendRows chains rows onto the current tail inside tx.
-func (w *chainWriter) appendRows(ctx context.Context, tx *sql.Tx, rows []*row) error {
-	seq, prev, err := tail(ctx, tx)
+// tail returns the chain tail inside the current transaction: the cached
+// one if data_version says no other connection has committed since our
+// last transaction, else read from the database.
+func (w *chainWriter) tail() (int64, []byte, error) {
+	var err error
+	if w.versionStmt == nil {
+		if w.versionStmt, err = w.conn.Prepare(dataVersionSQL); err != nil {
+			return 0, nil, err
+		}
+	}
+	v, _, err := w.queryRow(w.versionStmt, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	if w.known && v == w.version {
+		return w.seq, w.hash[:], nil
+	}
+	if w.tailStmt == nil {
+		if w.tailStmt, err = w.conn.Prepare(tailSQL); err != nil {
+			return 0, nil, err
+		}
+	}
+	seq, h, err := w.queryRow(w.tailStmt, true)
+	if errors.Is(err, io.EOF) {
+		var cs driver.Stmt
+		if cs, err = w.conn.Prepare(checkpointSQL); err != nil {
+			return 0, nil, err
+		}
+		seq, h, err = w.queryRow(cs, true)
+		cs.Close()
+		if errors.Is(err, io.EOF) {
+			seq, h, err = 0, make([]byte, HashSize), nil
+		}
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(h) != HashSize {
+		return 0, nil, fmt.Errorf("chain tail seq %d: hash is %d bytes, want %d", seq, len(h), HashSize)
+	}
+	w.version, w.known = v, true
+	return seq, h, nil
+}
+
+// queryRow runs a prepared one-row query and returns its first column (an
+// integer) and, with blob, its second (a copy). io.EOF means no row.
+func (w *chainWriter) queryRow(s driver.Stmt, blob bool) (int64, []byte, error) {
+	rows, err := s.(driver.StmtQueryContext).QueryContext(bg, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rows.Close()
+	if cap(w.dest) < 2 {
+		w.dest = make([]driver.Value, 2)
+	}
+	dest := w.dest[:len(rows.Columns())]
+	if err := rows.Next(dest); err != nil {
+		return 0, nil, err
+	}
+	n, ok := dest[0].(int64)
+	if !ok {
+		return 0, nil, fmt.Errorf("chain tail: unexpected %T", dest[0])
+	}
+	var h []byte
+	if blob {
+		b, _ := dest[1].([]byte)
+		h = bytes.Clone(b)
+	}
+	clear(dest)
+	return n, h, nil
+}
+
+// appendRows chains rows onto the current tail inside the transaction and
+// inserts them with as few statements as insertChunks allow.
+func (w *chainWriter) appendRows(rows []*row) error {
+	seq, prev, err := w.tail()
 	if err != nil {
 		return fmt.Errorf("read chain tail: %w", err)
 	}
-	for _, r := range rows {
-		seq++
-		r.seq = seq
-		r.prevHash = prev
-		var h [HashSize]byte
-		h, w.buf = chainHash(prev, r, w.buf)
-		r.hash = h[:]
-		prev = r.hash
+	w.buf = chainRows(seq, prev, rows, w.buf)
+	if w.inserts == nil {
+		w.inserts = make(map[int]driver.Stmt, len(insertChunks))
 	}
 	for len(rows) > 0 {
-		n := insertChunks[len(insertChunks)-1]
-		for _, c := range insertChunks {
-			if c <= len(rows) {
-				n = c
-				break
+		n := chunkFor(len(rows))
+		s := w.inserts[n]
+		if s == nil {
+			if s, err = w.conn.Prepare(insertSQL[n]); err != nil {
+				return err
 			}
+			w.inserts[n] = s
 		}
 		args := w.args[:0]
 		for _, r := range rows[:n] {
-			args = append(args, r.seq, r.ts, r.kind, textArg(r.requestID), textArg(r.profile), textArg(r.client),
-				textArg(r.method), textArg(r.host), textArg(r.path), textArg(r.query), intArg(r.status),
-				textArg(r.code), textArg(r.outcome), intArg(r.bytesIn), intArg(r.bytesOut), floatArg(r.durationMS),
-				textArg(r.keyFingerprint), textArg(r.detail), r.prevHash, r.hash)
+			for _, v := range r.values() {
+				args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+			}
 		}
 		w.args = args
-		if _, err := tx.ExecContext(ctx, insertSQL[n], args...); err != nil {
+		_, err := s.(driver.StmtExecContext).ExecContext(bg, args)
+		clear(args)
+		if err != nil {
 			return err
 		}
-		clear(args)
 		rows = rows[n:]
 	}
 	return nil
 }
 
-// textArg, intArg and floatArg pass NULL or a plain value, sparing
-// database/sql the reflection it needs for pointer arguments.
+// chunkFor is the largest insert chunk that fits n rows.
+func chunkFor(n int) int {
+	for _, c := range insertChunks {
+		if c <= n {
+			return c
+		}
+	}
+	return insertChunks[len(insertChunks)-1]
+}
+
+// chainRows assigns seq, prev_hash and hash to rows, continuing the chain
+// from (seq, prev).
+func chainRows(seq int64, prev []byte, rows []*row, buf []byte) []byte {
+	for _, r := range rows {
+		seq++
+		r.seq = seq
+		r.prevHash = prev
+		var h [HashSize]byte
+		h, buf = chainHash(prev, r, buf)
+		r.hash = h[:]
+		prev = r.hash
+	}
+	return buf
+}
+
+// values returns r's insertColumns values: NULL or a plain value, sparing
+// the driver reflection on pointers.
+func (r *row) values() [insertArgs]any {
+	return [insertArgs]any{r.seq, r.ts, r.kind, textArg(r.requestID), textArg(r.profile), textArg(r.client),
+		textArg(r.method), textArg(r.host), textArg(r.path), textArg(r.query), intArg(r.status),
+		textArg(r.code), textArg(r.outcome), intArg(r.bytesIn), intArg(r.bytesOut), floatArg(r.durationMS),
+		textArg(r.keyFingerprint), textArg(r.detail), r.prevHash, r.hash}
+}
+
+// appendRowsTx chains rows onto the current tail inside tx through
+// database/sql (prune and tests; the writer uses appendRows).
+func appendRowsTx(ctx context.Context, tx *sql.Tx, rows []*row) error {
+	seq, prev, err := tail(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("read chain tail: %w", err)
+	}
+	chainRows(seq, prev, rows, nil)
+	for len(rows) > 0 {
+		n := chunkFor(len(rows))
+		args := make([]any, 0, n*insertArgs)
+		for _, r := range rows[:n] {
+			v := r.values()
+			args = append(args, v[:]...)
+		}
+		if _, err := tx.ExecContext(ctx, insertSQL[n], args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// textArg, intArg and floatArg pass NULL or a plain value.
 func textArg(s *string) any {
 	if s == nil {
 		return nil
@@ -385,9 +598,9 @@ func tail(ctx context.Context, q interface {
 }) (int64, []byte, error) {
 	var seq int64
 	var h []byte
-	err := q.QueryRowContext(ctx, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").Scan(&seq, &h)
+	err := q.QueryRowContext(ctx, tailSQL).Scan(&seq, &h)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = q.QueryRowContext(ctx, "SELECT seq, hash FROM checkpoints ORDER BY seq DESC LIMIT 1").Scan(&seq, &h)
+		err = q.QueryRowContext(ctx, checkpointSQL).Scan(&seq, &h)
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, make([]byte, HashSize), nil
 		}
