@@ -339,21 +339,11 @@ func TestSnapshotSecretsRedacted(t *testing.T) {
 	}
 }
 
+// BenchmarkLoad1000 is profiles.Load of a home with 1000 profiles.
 func BenchmarkLoad1000(b *testing.B) {
 	specs := make([]testutil.ProfileSpec, 1000)
 	for i := range specs {
 		specs[i] = testutil.ProfileSpec{Name: fmt.Sprintf("user%04d", i)}
 	}
-	home := testutil.NewHome(b, specs...)
-	id := testutil.IdentityOf(b, home)
-	b.ReportAllocs()
-	for b.Loop() {
-		snap, err := profiles.Load(home, id)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if snap.Len() != 1000 {
-			b.Fatalf("Len() = %d", snap.Len())
-		}
-	}
+	benchLoad(b, testutil.NewHome(b, specs...), len(specs))
 }
