@@ -63,7 +63,14 @@ func (p *Proxy) forward(r *http.Request, st *reqState) *http.Response {
 			outcome = auditdb.OutcomeClientAborted
 		}
 		ref := asRefusal(err)
-		if st.bodyBroken.Load() && outcome != auditdb.OutcomeClientAborted {
+		if outcome == auditdb.OutcomeClientAborted {
+			// The agent hung up before the upstream answered: it was told
+			// nothing, so the row carries no status and no error code
+			// rather than a 502 the agent never saw.
+			p.finish(st, 0, "", outcome, 0, err)
+			return refusalResponse(r, ref, st.requestID, st.forward)
+		}
+		if st.bodyBroken.Load() {
 			// The agent's body was malformed: its fault, not the upstream's.
 			ref = &Refusal{Code: CodeAmbiguousFraming, Status: http.StatusBadRequest,
 				Message: "the request body is not validly framed", Err: err}

@@ -321,4 +321,28 @@ func TestClientAbortIsAudited(t *testing.T) {
 	sc.AssertKeysAbsent(t)
 }
 
+// An agent that hangs up before the upstream answers is client_aborted too,
+// and the row carries no status or error code: the agent was told nothing
+// (not the 502 upstream_unreachable it would otherwise look like).
+func TestClientAbortBeforeResponseIsAudited(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t)
+	sc := testutil.StartSidecar(t, testutil.SidecarConfig{Upstream: up.URL, Profiles: []testutil.ProfileSpec{{Name: "alice"}}})
+	c, err := net.Dial("tcp", sc.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET /api/v1/slow HTTP/1.1\r\nHost: "+sc.Addr+"\r\nX-Kanbot-Profile: alice\r\nX-Request-Id: abort-early\r\n\r\n")
+	// Hang up once the request event is committed, i.e. once the request
+	// is on its way upstream.
+	sc.WaitEvents(t, "abort-early", "request")
+	c.Close()
+	evs := sc.WaitEvents(t, "abort-early", "request", "response")
+	last := evs[len(evs)-1]
+	if last.Outcome != "client_aborted" || last.Status != 0 || last.Code != "" {
+		t.Errorf("response event = outcome %q status %d code %q, want client_aborted, 0 (NULL), \"\"", last.Outcome, last.Status, last.Code)
+	}
+	sc.AssertKeysAbsent(t)
+}
+
 var _ = url.Parse
