@@ -57,6 +57,30 @@ func TestPathAllowed(t *testing.T) {
 	}
 }
 
+// Key management is reachable only through an allow_paths entry under it.
+func TestPathAllowedKeyManagement(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		path     string
+		prefixes []string
+		want     bool
+	}{
+		{"/api/v1/auth/api-keys", []string{"/api/v1/"}, false},
+		{"/api/v1/auth", []string{"/api/v1/"}, false},
+		{"/api/v1/auth/api-keys/x", []string{"/"}, false},
+		{"/api/v1/auth/api-keys", []string{"/api/v1/auth/api-keys"}, true},
+		{"/api/v1/auth/api-keys/x", []string{"/api/v1/auth/"}, true},
+		{"/api/v1/auth/other", []string{"/api/v1/auth/api-keys"}, false},
+		{"/api/v1/authors", []string{"/api/v1/"}, true}, // a different segment
+		{"/api/v1/spaces", []string{"/api/v1/auth/"}, false},
+	}
+	for _, c := range cases {
+		if got := pathAllowed(c.path, c.prefixes); got != c.want {
+			t.Errorf("pathAllowed(%q, %q) = %v, want %v", c.path, c.prefixes, got, c.want)
+		}
+	}
+}
+
 // FuzzNormalizePath: whatever an agent sends, an accepted path has no dot
 // or empty segment and no encoded separator once decoded, and decoding it
 // again changes nothing structural (no double-decoding surprise).

@@ -110,8 +110,16 @@ func unhex(c byte) byte {
 // matches itself and what lies below it as a whole segment, so "/health"
 // allows "/health" and "/health/db" but not "/healthz" or "/health-admin"
 // (an unanchored prefix is the classic allow-list bypass).
+//
+// Paths under KeyManagementPrefix are the exception: a broad prefix such as
+// the default "/api/v1/" does not reach them, only an allow_paths entry
+// that itself lies under KeyManagementPrefix does.
 func pathAllowed(path string, prefixes []string) bool {
+	reserved := underKeyManagement(path)
 	for _, p := range prefixes {
+		if reserved && !underKeyManagement(p) {
+			continue
+		}
 		if strings.HasSuffix(p, "/") {
 			if strings.HasPrefix(path, p) {
 				return true
@@ -123,4 +131,15 @@ func pathAllowed(path string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// KeyManagementPrefix is where Kanbot mints, lists and revokes API keys
+// (POST /api/v1/auth/api-keys answers with a brand-new key in its body). An
+// agent that could reach it would hold a working key of the person it acts
+// for, outside the sidecar's audit, rate limit and allow-lists, so it is
+// refused unless a profile lists a path under it explicitly.
+const KeyManagementPrefix = "/api/v1/auth"
+
+func underKeyManagement(p string) bool {
+	return p == KeyManagementPrefix || strings.HasPrefix(p, KeyManagementPrefix+"/")
 }

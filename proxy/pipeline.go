@@ -233,6 +233,13 @@ func (p *Proxy) admit(r *http.Request, st *reqState, hs *headerScan) *Refusal {
 			"request carries its own credential ("+what+"); remove it: the sidecar injects the profile's key")
 	}
 	// 7. The target matches the profile.
+	if st.forward && r.URL.Scheme != "http" {
+		// The agent speaks plain HTTP to the sidecar, which picks the
+		// upstream's scheme itself; any other scheme is a request for a
+		// target the sidecar does not serve.
+		return refuse(CodeUpstreamMismatch, http.StatusForbidden,
+			"forward-mode requests must use http:// (the sidecar uses the profile's upstream scheme itself)")
+	}
 	if st.forward && !st.target.matches(r.URL) {
 		return refuse(CodeUpstreamMismatch, http.StatusForbidden,
 			"target "+quoteName(r.URL.Host)+" is not the upstream of profile "+quoteName(name))
@@ -243,7 +250,11 @@ func (p *Proxy) admit(r *http.Request, st *reqState, hs *headerScan) *Refusal {
 	}
 	decoded, err := normalizePath(st.path)
 	if err != nil || !pathAllowed(decoded, prof.Paths()) {
-		ref := refuse(CodePathNotAllowed, http.StatusForbidden, "path is not allowed for profile "+quoteName(name))
+		msg := "path is not allowed for profile " + quoteName(name)
+		if err == nil && underKeyManagement(decoded) {
+			msg += ": API key management (" + KeyManagementPrefix + "/) is refused unless the profile's allow_paths name it"
+		}
+		ref := refuse(CodePathNotAllowed, http.StatusForbidden, msg)
 		ref.Err = err
 		return ref
 	}
