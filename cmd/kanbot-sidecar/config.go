@@ -146,8 +146,8 @@ func (fc *fileConfig) validate() error {
 	if err := checkUpstreamURL(fc.Upstream); err != nil {
 		return fmt.Errorf("upstream: %w", err)
 	}
-	if fc.InjectHeader == "" {
-		return errors.New("inject_header: must not be empty")
+	if err := checkInjectHeader(fc.InjectHeader); err != nil {
+		return err
 	}
 	if fc.UpstreamTimeout <= 0 {
 		return fmt.Errorf("upstream_timeout %v: must be positive", fc.UpstreamTimeout)
@@ -213,6 +213,43 @@ func checkUpstreamURL(s string) error {
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("%q: must not contain credentials, a query or a fragment", s)
+	}
+	return nil
+}
+
+// reservedHeaders are headers the proxy strips, sets itself or that frame
+// the message. Injecting the key under one of them would send it nowhere
+// (Host, framing), to the wrong place (X-Request-Id ends up in backend
+// logs) or let the agent's own header collide with it.
+var reservedHeaders = []string{
+	"Host", "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+	"Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "TE",
+	"Trailer", "Upgrade", "Cookie", "X-Request-Id", "X-Kanbot-Profile",
+	"X-Kanbot-Client-Token", "X-Kanbot-Sidecar-Error", "Origin",
+	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+}
+
+// checkInjectHeader accepts an HTTP token header name that is none of
+// reservedHeaders, compared as the proxy compares names: case-insensitively
+// and with "_" standing for "-".
+func checkInjectHeader(name string) error {
+	if name == "" {
+		return errors.New("inject_header: must not be empty")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("inject_header %q: not a header name (letters, digits, - and _ only)", name)
+		}
+	}
+	norm := strings.ReplaceAll(name, "_", "-")
+	if strings.HasPrefix(strings.ToLower(norm), "sec-") {
+		return fmt.Errorf("inject_header %q: Sec-* names are reserved for browsers", name)
+	}
+	for _, r := range reservedHeaders {
+		if strings.EqualFold(norm, r) {
+			return fmt.Errorf("inject_header %q: reserved (the sidecar strips or sets %s itself); use a header your backend reads the key from, such as X-API-Key", name, r)
+		}
 	}
 	return nil
 }

@@ -91,6 +91,14 @@ func TestLoadConfigRejectsBadInput(t *testing.T) {
 		{"zero rate", "rate_limit:\n  rate: 0\n", "rate_limit"},
 		{"bad timeout", "upstream_timeout: soon\n", "upstream_timeout"},
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
+		{"empty inject header", "inject_header: \"\"\n", "inject_header"},
+		{"inject header Host", "inject_header: Host\n", "reserved"},
+		{"inject header framing", "inject_header: content-length\n", "reserved"},
+		{"inject header hop-by-hop", "inject_header: Connection\n", "reserved"},
+		{"inject header request id", "inject_header: X-Request-Id\n", "reserved"},
+		{"inject header tag look-alike", "inject_header: x_kanbot_profile\n", "reserved"},
+		{"inject header browser", "inject_header: Sec-Fetch-Key\n", "reserved"},
+		{"inject header not a token", "inject_header: \"X API Key\"\n", "not a header name"},
 		{"client without hash", "clients:\n  - name: a\n    profiles: [alice]\n", "token_sha256"},
 		{"client without profiles", "clients:\n  - name: a\n    token_sha256: " + strings.Repeat("ab", 32) + "\n", "profiles"},
 	}
@@ -105,5 +113,19 @@ func TestLoadConfigRejectsBadInput(t *testing.T) {
 				t.Errorf("loadConfig(%q) = %v, want it to mention %q", c.body, err, c.want)
 			}
 		})
+	}
+}
+
+func TestLoadConfigAcceptsCustomInjectHeader(t *testing.T) {
+	for _, name := range []string{"X-API-Key", "X-Kanbot-Token", "Authorization", "x_api_key"} {
+		home := writeConfig(t, "inject_header: "+name+"\n")
+		fc, err := loadConfig(home, nil)
+		if err != nil {
+			t.Errorf("loadConfig(inject_header: %s) = %v, want nil", name, err)
+			continue
+		}
+		if fc.InjectHeader != name {
+			t.Errorf("InjectHeader = %q, want %q", fc.InjectHeader, name)
+		}
 	}
 }
