@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/kanbot/kanbot-sidecar/auditdb"
 	"github.com/kanbot/kanbot-sidecar/profiles"
@@ -98,55 +95,67 @@ func diffSnapshots(old, cur *profiles.Snapshot) (added, removed, rotated []strin
 // Watch reloads the profiles whenever profiles.yaml in home or a file in
 // home/vault changes, debounced (zero means DefaultDebounce). It returns
 // when ctx ends; the caller owns the goroutine running it.
+//
+// Only the events that can change the profiles wake it: the home directory
+// also holds the audit database, whose WAL is written on every commit, and
+// a watcher woken by those writes cost about 6% of the sidecar's CPU at
+// concurrency 1. On Linux (watch_linux.go) inotify is asked only for
+// files being closed after writing, renamed, created, deleted or
+// re-permissioned, never for plain writes; elsewhere fsnotify is used and
+// its events are filtered by name.
 func (p *Proxy) Watch(ctx context.Context, home string, debounce time.Duration) error {
 	if debounce <= 0 {
 		debounce = DefaultDebounce
 	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch profiles: %w", err)
+	changed := make(chan struct{}, 1)
+	errs := make(chan error, 1)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	started := make(chan error, 1)
+	go func() {
+		errs <- watchProfileFiles(wctx, home, changed, started, func(err error) {
+			p.log.Warn().Err(err).Msg("profile file watcher")
+		})
+	}()
+	if err := <-started; err != nil {
+		return err
 	}
-	defer w.Close()
-	vaultDir := filepath.Join(home, profiles.VaultDirName)
-	if err := w.Add(home); err != nil {
-		return fmt.Errorf("watch %s: %w", home, err)
-	}
-	vaultWatched := w.Add(vaultDir) == nil
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			stop()
+			<-errs
 			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return nil
-			}
-			dir, base := filepath.Dir(ev.Name), filepath.Base(ev.Name)
-			relevant := false
-			switch {
-			case dir == home && base == profiles.VaultDirName:
-				// The vault directory appeared (or was replaced): watch it.
-				if !vaultWatched || ev.Has(fsnotify.Create) {
-					vaultWatched = w.Add(vaultDir) == nil
-				}
-				relevant = true
-			case dir == home && base == profiles.FileName:
-				relevant = true
-			case dir == vaultDir && strings.HasSuffix(base, ".age"):
-				relevant = true
-			}
-			if relevant {
-				timer.Reset(debounce)
-			}
-		case err, ok := <-w.Errors:
-			if !ok {
-				return nil
-			}
-			p.log.Warn().Err(err).Msg("profile file watcher")
+		case err := <-errs:
+			return err
+		case <-changed:
+			timer.Reset(debounce)
 		case <-timer.C:
 			_ = p.Reload(ctx, "files changed") // logged and audited by Reload
 		}
+	}
+}
+
+// relevantChange reports whether a change to name in dir can change the
+// profiles: profiles.yaml or the vault directory in home, a key file in
+// the vault.
+func relevantChange(home, vaultDir, dir, name string) bool {
+	switch dir {
+	case home:
+		return name == profiles.FileName || name == profiles.VaultDirName
+	case vaultDir:
+		return strings.HasSuffix(name, ".age")
+	}
+	return false
+}
+
+// notify sends a non-blocking wake-up.
+func notify(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
