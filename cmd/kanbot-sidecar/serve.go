@@ -81,7 +81,10 @@ func runServe(ctx context.Context, cmd *cobra.Command, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	snap, err := profiles.Load(home, id)
+	// One Loader for the start and every reload: a reload decrypts only the
+	// vault files that changed (about ten times cheaper than profiles.Load).
+	loader := &profiles.Loader{Home: home, Identity: id}
+	snap, err := loader.Load()
 	if err != nil {
 		return fmt.Errorf("load profiles: %w", err)
 	}
@@ -132,7 +135,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, e *env) (err error) {
 	p, err := proxy.New(proxy.Config{
 		Snapshot: snap,
 		Load: func(context.Context) (*profiles.Snapshot, error) {
-			return profiles.Load(home, id)
+			return loader.Load()
 		},
 		Recorder:        db,
 		Upstream:        fc.Upstream,
