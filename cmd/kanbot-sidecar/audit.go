@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -269,13 +270,15 @@ func dash(s string) string {
 func newAuditExportCmd(e *env) *cobra.Command {
 	var ff filterFlags
 	var format, out string
+	var force bool
 	cmd := &cobra.Command{
-		Use:   "export --format jsonl|json|csv [--out FILE]",
+		Use:   "export --format jsonl|json|csv [--out FILE [--force]]",
 		Short: "Stream calls (oldest first) as jsonl, json or csv",
 		Long: `export streams every matching call, oldest first, to stdout or --out FILE.
 Rows are written as they are read, so memory stays flat for any size. --out is
-written to a temporary file next to FILE (mode 0600) and renamed into place
-only when complete. Progress goes to stderr when it is a terminal.`,
+written to a temporary file next to FILE (mode 0600) and moved into place
+only when complete; an existing FILE is kept unless --force, and a FILE inside
+the sidecar home is always refused. Progress goes to stderr when it is a terminal.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch format {
@@ -289,6 +292,11 @@ only when complete. Progress goes to stderr when it is a terminal.`,
 			if err != nil {
 				return err
 			}
+			if out != "" {
+				if err := checkExportTarget(cmd, e, out); err != nil {
+					return err
+				}
+			}
 			db, err := openAuditRead(cmd, e)
 			if err != nil {
 				return err
@@ -299,13 +307,51 @@ only when complete. Progress goes to stderr when it is a terminal.`,
 				_, err := db.Export(cmd.Context(), e.stdout, format, f, progress)
 				return err
 			}
-			return exportToFile(cmd.Context(), db, out, format, f, progress)
+			return exportToFile(cmd.Context(), db, out, format, f, progress, force)
 		},
 	}
 	ff.register(cmd, 0)
 	cmd.Flags().StringVar(&format, "format", "", "jsonl, json or csv (required)")
-	cmd.Flags().StringVar(&out, "out", "", "write to FILE (atomically) instead of stdout")
+	cmd.Flags().StringVar(&out, "out", "", "write to FILE (atomically) instead of stdout; FILE must not exist unless --force")
+	cmd.Flags().BoolVar(&force, "force", false, "with --out: replace FILE if it exists")
 	return cmd
+}
+
+// checkExportTarget refuses an --out path inside the sidecar home or beside
+// the audit database with its name (audit.db, -wal, -shm), whatever --force
+// says: an export moved over audit.db or identity.txt would destroy the
+// audit trail or every key.
+func checkExportTarget(cmd *cobra.Command, e *env, out string) error {
+	auditPath, fc, err := auditPathFor(cmd, e)
+	if err != nil {
+		return err
+	}
+	target := resolvePath(out)
+	db := resolvePath(auditPath)
+	if within(resolvePath(fc.home), target) ||
+		(filepath.Dir(target) == filepath.Dir(db) && strings.HasPrefix(filepath.Base(target), filepath.Base(db))) {
+		return fmt.Errorf("--out %s: refusing to write inside the sidecar home or over the audit database; export somewhere else", out)
+	}
+	return nil
+}
+
+// resolvePath makes p absolute and resolves symlinks in its directory (the
+// file itself may not exist yet).
+func resolvePath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs))
+	}
+	return abs
+}
+
+// within reports whether p is dir or lies below it.
+func within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // progressFunc returns a progress printer when w is a terminal, else nil.
@@ -317,9 +363,16 @@ func progressFunc(w io.Writer) func(int64) {
 	return func(n int64) { fmt.Fprintf(f, "\rexported %d calls", n) }
 }
 
-// exportToFile streams into a temp file in out's directory and renames it
-// over out once complete, so out is never left half written.
-func exportToFile(ctx context.Context, db *auditdb.DB, out, format string, f auditdb.Filter, progress func(int64)) (err error) {
+// exportToFile streams into a temp file in out's directory and moves it to
+// out once complete, so out is never left half written. Without force the
+// move is a hard link, which fails if out exists, so a file that appeared
+// meanwhile is not replaced either.
+func exportToFile(ctx context.Context, db *auditdb.DB, out, format string, f auditdb.Filter, progress func(int64), force bool) (err error) {
+	if !force {
+		if _, err := os.Lstat(out); err == nil {
+			return fmt.Errorf("export: %s exists; pass --force to replace it", out)
+		}
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -342,9 +395,21 @@ func exportToFile(ctx context.Context, db *auditdb.DB, out, format string, f aud
 	if err = tmp.Close(); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	if err = os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("export: %w", err)
+	if force {
+		if err = os.Rename(tmp.Name(), out); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		return nil
 	}
+	if err = os.Link(tmp.Name(), out); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			err = fmt.Errorf("export: %s exists; pass --force to replace it", out)
+		} else {
+			err = fmt.Errorf("export: %w", err)
+		}
+		return err
+	}
+	os.Remove(tmp.Name())
 	return nil
 }
 

@@ -174,6 +174,47 @@ func TestAuditExportToFile(t *testing.T) {
 	}
 }
 
+// export --out never replaces a file without --force, and never writes
+// into the home or over the audit database, even with --force.
+func TestAuditExportRefusesToClobber(t *testing.T) {
+	t.Parallel()
+	home := auditHome(t)
+	dbBefore, err := os.ReadFile(filepath.Join(home, "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	existing := filepath.Join(t.TempDir(), "keep.csv")
+	if err := os.WriteFile(existing, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, home, "audit", "export", "--format", "csv", "--out", existing); code != 1 || !strings.Contains(stderr, "--force") {
+		t.Errorf("export over an existing file = %d (%q), want 1 naming --force", code, stderr)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "precious" {
+		t.Errorf("existing file changed to %q", b)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(existing)); len(entries) != 1 {
+		t.Errorf("refused export left files behind: %v", entries)
+	}
+	if code, _, stderr := runCLI(t, home, "audit", "export", "--format", "csv", "--out", existing, "--force"); code != 0 {
+		t.Errorf("export --force = %d (%q), want 0", code, stderr)
+	}
+	if b, _ := os.ReadFile(existing); string(b) == "precious" || !strings.Contains(string(b), "request_id") {
+		t.Errorf("export --force did not replace the file: %q", b)
+	}
+	for _, target := range []string{"audit.db", "audit.db-wal", "identity.txt", "profiles.yaml", "new.csv", "vault/x.age"} {
+		for _, extra := range [][]string{nil, {"--force"}} {
+			args := append([]string{"audit", "export", "--format", "json", "--out", filepath.Join(home, target)}, extra...)
+			if code, _, stderr := runCLI(t, home, args...); code != 1 || !strings.Contains(stderr, "sidecar home") {
+				t.Errorf("export --out HOME/%s %v = %d (%q), want 1 refusing the home", target, extra, code, stderr)
+			}
+		}
+	}
+	if dbAfter, _ := os.ReadFile(filepath.Join(home, "audit.db")); !bytes.Equal(dbBefore, dbAfter) {
+		t.Error("audit.db changed")
+	}
+}
+
 func TestAuditStats(t *testing.T) {
 	t.Parallel()
 	home := auditHome(t)
