@@ -534,9 +534,15 @@ sqlite3 audit.db VACUUM with the server stopped to shrink it.`,
 			if before == "" {
 				return usagef("--before is required (e.g. --before 90d)")
 			}
-			t, err := parseTimeFlag(before, time.Now())
+			now := time.Now()
+			t, err := parseTimeFlag(before, now)
 			if err != nil {
 				return usagef("--before: %v", err)
+			}
+			if t.After(now) {
+				// A future bound would delete everything, including events
+				// being written right now; that is never what retention means.
+				return usagef("--before %s is in the future; give an age such as 90d or a past time", before)
 			}
 			path, fc, err := auditPathFor(cmd, e)
 			if err != nil {

@@ -88,6 +88,7 @@ func TestAuditBadFlagsExit2(t *testing.T) {
 		{"audit", "stats", "--since", "forever"},
 		{"audit", "prune"},
 		{"audit", "prune", "--before", "soon"},
+		{"audit", "prune", "--before", "2999-01-01T00:00:00Z"},
 		{"audit", "verify", "extra"},
 		{"audit", "bogus"},
 	} {
