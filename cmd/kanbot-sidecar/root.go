@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -48,7 +49,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintln(stderr, "kanbot-sidecar:", err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command ") {
+		// cobra reports an unknown subcommand of the root as a plain error.
 		return 2
 	}
 	return 1
@@ -82,6 +84,10 @@ enforces a per-profile rate limit, forwards it and records it in an audit DB.`,
 // $XDG_CONFIG_HOME/kanbot-sidecar, then ~/.config/kanbot-sidecar.
 func homeDir(cmd *cobra.Command, e *env) (string, error) {
 	h, _ := cmd.Flags().GetString("home")
+	if f := cmd.Flags().Lookup("home"); f != nil && f.Changed && h == "" {
+		// `--home "$UNSET"` must not quietly act on the default home.
+		return "", usagef("--home is empty; give a directory or leave the flag out")
+	}
 	if h == "" {
 		h = e.getenv("KANBOT_SIDECAR_HOME")
 	}
