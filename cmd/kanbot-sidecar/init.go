@@ -127,6 +127,15 @@ func initHome(ctx context.Context, e *env, home string, withPassphrase bool, pas
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return res, fmt.Errorf("check identity: %w", err)
 	}
+	// The passphrase is read before anything is created, so a bad
+	// passphrase file leaves no half-made home behind.
+	var passphrase []byte
+	if withPassphrase {
+		var err error
+		if passphrase, err = newPassphrase(e, passFile); err != nil {
+			return res, err
+		}
+	}
 	if err := makePrivateDir(home); err != nil {
 		return res, err
 	}
@@ -135,14 +144,6 @@ func initHome(ctx context.Context, e *env, home string, withPassphrase bool, pas
 	}
 	if n := countVaultFiles(res.Vault); n > 0 {
 		return res, fmt.Errorf("%s already holds %d key file(s) encrypted to another identity; restore that identity.txt, or move vault/ and profiles.yaml away to start afresh", res.Vault, n)
-	}
-
-	var passphrase []byte
-	if withPassphrase {
-		var err error
-		if passphrase, err = newPassphrase(e, passFile); err != nil {
-			return res, err
-		}
 	}
 
 	created, err := writeDefaultConfig(res.Config)
