@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kanbot/kanbot-sidecar/vault"
@@ -18,6 +19,10 @@ var (
 	// ErrKeyInUse means the key is already another profile's: two
 	// profiles sharing a key would act as one person.
 	ErrKeyInUse = errors.New("key is already used by another profile")
+	// ErrEmailInUse means another profile already acts for that email
+	// (compared case-insensitively): two profiles for one person defeat
+	// verify's identity and uniqueness checks.
+	ErrEmailInUse = errors.New("email is already used by another profile")
 	// ErrSameKey means a rotation was given the key the profile has now.
 	ErrSameKey = errors.New("new key is the same as the current one")
 )
@@ -73,6 +78,9 @@ func (s *Store) Add(m Meta, key []byte) (Meta, error) {
 		if err := checkKeyUnused(ps, m.Name, m.KeyFingerprint); err != nil {
 			return err
 		}
+		if err := checkEmailUnused(ps, m.Name, m.Email); err != nil {
+			return err
+		}
 		if err := s.seal(m.Name, key); err != nil {
 			return err
 		}
@@ -80,7 +88,7 @@ func (s *Store) Add(m Meta, key []byte) (Meta, error) {
 		return nil
 	})
 	if err != nil {
-		if !errors.Is(err, ErrExists) && !errors.Is(err, ErrKeyInUse) {
+		if !errors.Is(err, ErrExists) && !errors.Is(err, ErrKeyInUse) && !errors.Is(err, ErrEmailInUse) {
 			// The vault file may exist without a profiles.yaml entry; that
 			// is harmless (Load ignores it) but untidy.
 			s.removeOrphan(m.Name)
@@ -250,6 +258,15 @@ func checkKeyUnused(ps map[string]Meta, name, fp string) error {
 	for other, p := range ps {
 		if other != name && p.KeyFingerprint == fp {
 			return fmt.Errorf("%w (profile %q, fingerprint %s)", ErrKeyInUse, other, fp)
+		}
+	}
+	return nil
+}
+
+func checkEmailUnused(ps map[string]Meta, name, email string) error {
+	for other, p := range ps {
+		if other != name && strings.EqualFold(p.Email, email) {
+			return fmt.Errorf("%w (profile %q has %s)", ErrEmailInUse, other, p.Email)
 		}
 	}
 	return nil

@@ -285,6 +285,8 @@ func TestCLIAddRefusesBadInput(t *testing.T) {
 		{"two lines", 1, "printable ASCII", "kb_one\nkb_two\n", add("bob", "--email", "bob@example.com")},
 		{"duplicate", 1, "already exists", keyBob, add("alice", "--email", "alice2@example.com")},
 		{"same key as alice", 1, "already used by another profile", keyAlice, add("bob", "--email", "bob@example.com")},
+		{"same email as alice", 1, "email is already used", keyBob, add("bob", "--email", "alice@example.com")},
+		{"alice's email in other case", 1, "email is already used", keyBob, add("bob", "--email", "Alice@Example.COM")},
 		{"invalid name", 1, "invalid profile name", keyBob, add("Bob", "--email", "bob@example.com")},
 		{"name with slash", 1, "invalid profile name", keyBob, add("../bob", "--email", "bob@example.com")},
 		{"invalid email", 1, "email", keyBob, add("bob", "--email", "bob")},
