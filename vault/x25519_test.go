@@ -29,11 +29,12 @@ func identities(t testing.TB, id *vault.Identity) (ours, ref age.Identity) {
 	return ours, ref
 }
 
-// ageDecrypt is age.Decrypt of a binary or armored file, read to the end.
+// ageDecrypt is age.Decrypt of a binary or armored file, read to the end:
+// what vault.Decrypt did before it had its own X25519 identity.
 func ageDecrypt(data []byte, id age.Identity) ([]byte, error) {
 	var src io.Reader = bytes.NewReader(data)
-	if bytes.HasPrefix(data, []byte(armor.Header)) {
-		src = armor.NewReader(src)
+	if t := bytes.TrimLeft(data, " \t\r\n"); bytes.HasPrefix(t, []byte(armor.Header)) {
+		src = armor.NewReader(bytes.NewReader(t)) // as vault.Decrypt detects armor
 	}
 	r, err := age.Decrypt(src, id)
 	if err != nil {
@@ -225,4 +226,62 @@ func FuzzX25519IdentityMatchesAge(f *testing.F) {
 		want, wantErr := ref.Unwrap(stanzas)
 		sameOutcome(t, "Unwrap", got, gotErr, want, wantErr)
 	})
+}
+
+// FuzzDecryptMatchesAge: vault.Decrypt (our X25519 identity, age's
+// DecryptReaderAt) accepts exactly the files that age.Decrypt with age's
+// X25519Identity, read as a stream (what Decrypt did before), accepts
+// within Decrypt's limits, with the same key; and "not encrypted to this
+// identity" is decided the same way.
+func FuzzDecryptMatchesAge(f *testing.F) {
+	id, err := vault.GenerateIdentity()
+	if err != nil {
+		f.Fatal(err)
+	}
+	_, ref := identities(f, id)
+	other := mustIdentityF(f).Recipient()
+	for _, plain := range [][]byte{[]byte("kb_seed_key"), nil, bytes.Repeat([]byte("k"), 70000), bytes.Repeat([]byte("k"), 64<<10)} {
+		var b bytes.Buffer
+		w, err := age.Encrypt(&b, mustRecipient(f, other), mustRecipient(f, id.Recipient()))
+		if err != nil {
+			f.Fatal(err)
+		}
+		w.Write(plain)
+		w.Close()
+		f.Add(b.Bytes())
+	}
+	if data, err := vault.Encrypt([]byte("kb_seed_key"), nil, id); err == nil {
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := vault.Decrypt(data, id)
+		want, wantErr := ageDecrypt(data, ref)
+		refOK := wantErr == nil && len(want) > 0 && len(want) <= vault.MaxKeySize
+		if (err == nil) != refOK {
+			t.Fatalf("vault.Decrypt: %v; age.Decrypt: %d bytes, %v", err, len(want), wantErr)
+		}
+		if err == nil && s.Reveal() != string(want) {
+			t.Fatal("vault.Decrypt and age.Decrypt return different keys")
+		}
+		var noMatch *age.NoIdentityMatchError
+		if errors.Is(err, vault.ErrWrongIdentity) != errors.As(wantErr, &noMatch) {
+			t.Fatalf("vault.Decrypt: %v; age.Decrypt: %v", err, wantErr)
+		}
+	})
+}
+
+func mustIdentityF(f *testing.F) *vault.Identity {
+	id, err := vault.GenerateIdentity()
+	if err != nil {
+		f.Fatal(err)
+	}
+	return id
+}
+
+func mustRecipient(f *testing.F, s string) age.Recipient {
+	r, err := age.ParseX25519Recipient(s)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return r
 }
