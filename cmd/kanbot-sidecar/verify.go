@@ -123,7 +123,7 @@ the configured upstream. Exit status 0 only if no check failed.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().StringVar(&backend, "backend", "", "backend base URL (default: the configured upstream)")
 	cmd.Flags().StringVar(&sidecar, "sidecar", "", "sidecar base URL (default: from the configured listen address)")
-	cmd.Flags().StringVar(&tokenFile, "client-token-file", "", "file holding a client token, sent as "+proxy.HeaderClientToken+" (needed when `clients` are configured)")
+	cmd.Flags().StringVar(&tokenFile, "client-token-file", "", "file holding a client token, sent as "+proxy.HeaderClientToken+" (needed when clients are configured in config.yaml)")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long")
 	return cmd
 }
