@@ -170,7 +170,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, e *env) (err error) {
 			l.Close()
 			return err
 		}
-		admin = &http.Server{Handler: adminHandler(p, db, reg), ReadHeaderTimeout: 5 * time.Second}
+		admin = &http.Server{Handler: guardAdmin(adminHandler(p, db, reg), fc.AllowedHosts), ReadHeaderTimeout: 5 * time.Second}
 	}
 
 	recordServeEvent(ctx, db, log, adminStart, map[string]any{
@@ -248,6 +248,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, e *env) (err error) {
 // recordServeEvent appends a start/stop admin event; failing to is logged,
 // not fatal (the process is starting or already stopping).
 func recordServeEvent(ctx context.Context, db *auditdb.DB, log zerolog.Logger, code string, detail map[string]any) {
+	detail["who"] = osUser()
 	d, _ := json.Marshal(detail)
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -339,6 +340,29 @@ func adminHandler(p *proxy.Proxy, db *auditdb.DB, reg *prometheus.Registry) http
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// guardAdmin applies the proxy's browser and DNS-rebinding guards (DESIGN.md
+// steps 1-2) to the admin listener: /metrics names every profile, so a web
+// page that rebinds a name to 127.0.0.1 must not be able to read it.
+func guardAdmin(h http.Handler, allowedHosts []string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hn, _, err := net.SplitHostPort(host); err == nil {
+			host = hn
+		}
+		ok := proxy.IsLoopbackHost(host)
+		for _, a := range allowedHosts {
+			ok = ok || strings.EqualFold(a, host)
+		}
+		if !ok || r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"error":"admin endpoints answer loopback hosts only, never browsers"}`+"\n")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 var _ proxy.Recorder = (*auditdb.DB)(nil)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -111,5 +112,40 @@ func TestServeRefusesNonLoopback(t *testing.T) {
 	code := run(context.Background(), []string{"serve", "--home", home, "--listen", "0.0.0.0:0", "--admin-listen", ""}, strings.NewReader(""), io.Discard, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "allow_non_loopback") {
 		t.Errorf("serve --listen 0.0.0.0:0 = %d, %q", code, stderr.String())
+	}
+}
+
+// The admin listener refuses what the proxy refuses in steps 1-2: a Host
+// that is not loopback (DNS rebinding) and anything a browser sends.
+func TestGuardAdmin(t *testing.T) {
+	t.Parallel()
+	h := guardAdmin(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "metrics") }), []string{"sidecar.internal"})
+	for _, c := range []struct {
+		name, host string
+		header     [2]string
+		want       int
+	}{
+		{"loopback ip", "127.0.0.1:8788", [2]string{}, 200},
+		{"localhost", "localhost:8788", [2]string{}, 200},
+		{"ipv6 loopback", "[::1]:8788", [2]string{}, 200},
+		{"allowed host", "sidecar.internal:8788", [2]string{}, 200},
+		{"rebinding name", "evil.example:8788", [2]string{}, 403},
+		{"suffix trick", "127.0.0.1.evil.example", [2]string{}, 403},
+		{"origin", "127.0.0.1:8788", [2]string{"Origin", "http://evil.example"}, 403},
+		{"fetch metadata", "127.0.0.1:8788", [2]string{"Sec-Fetch-Site", "cross-site"}, 403},
+	} {
+		req := httptest.NewRequest("GET", "/metrics", nil)
+		req.Host = c.host
+		if c.header[0] != "" {
+			req.Header.Set(c.header[0], c.header[1])
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("%s: GET /metrics with Host %q = %d, want %d", c.name, c.host, rec.Code, c.want)
+		}
+		if c.want == 403 && strings.Contains(rec.Body.String(), "metrics") {
+			t.Errorf("%s: refused request still got the metrics", c.name)
+		}
 	}
 }
