@@ -86,7 +86,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, e *env) (err error) {
 	loader := &profiles.Loader{Home: home, Identity: id}
 	snap, err := loader.Load()
 	if err != nil {
-		return fmt.Errorf("load profiles: %w", err)
+		return err // already says "load profiles: …"
 	}
 	clients, err := proxyClients(fc.Clients)
 	if err != nil {
@@ -120,7 +120,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, e *env) (err error) {
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("open audit database: %w", err)
+		return err // already says "open audit database …"
 	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil {
