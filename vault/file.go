@@ -2,6 +2,8 @@ package vault
 
 import (
 	"bytes"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/armor"
+	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/kanbot/kanbot-sidecar/internal/atomicfile"
 )
@@ -112,23 +115,79 @@ func Decrypt(data []byte, id *Identity) (Secret, error) {
 		}
 		return checkedKey(key)
 	}
-	// A binary file is decrypted in place: age.Decrypt's streaming reader
-	// allocates two 64 KiB chunk buffers per file (150 KB per vault file,
-	// 1.5 GB for a 10,000-profile load), DecryptReaderAt one. It
-	// authenticates the final chunk (for a key, the only one) before
-	// returning, and the size comes from the file's length.
-	r, size, err := age.DecryptReaderAt(bytes.NewReader(data), int64(len(data)), id.id)
+	key, err := decryptBinary(data, id.id)
 	if err != nil {
-		return Secret{}, decryptError(err)
+		return Secret{}, err
+	}
+	return checkedKey(key)
+}
+
+// Sizes in age's payload (age-encryption.org/v1): a 16-byte nonce, then
+// the STREAM of 64 KiB ChaCha20-Poly1305 chunks.
+const (
+	payloadNonceSize = 16
+	payloadChunkSize = 64 << 10
+)
+
+// decryptBinary decrypts a binary age file held in memory. A vault file
+// holds a key, so its payload is one chunk: age parses the header and
+// unwraps the file key (ExtractHeader, DecryptHeader: stanzas, header MAC),
+// and the chunk is opened here as age's STREAM does for a final chunk
+// 0: key HKDF-SHA256(file key, salt = payload nonce, info "payload"),
+// nonce 11 zero bytes then the last-chunk flag 0x01. That allocates about
+// the file's size, where age.Decrypt allocates two 64 KiB chunk buffers
+// and DecryptReaderAt one, per file: 10,000 profiles are 10,000 files.
+// Larger files go through age.DecryptReaderAt. FuzzDecryptMatchesAge
+// checks that the result is age.Decrypt's.
+func decryptBinary(data []byte, id age.Identity) ([]byte, error) {
+	hdr, err := age.ExtractHeader(bytes.NewReader(data))
+	if err != nil {
+		return nil, decryptError(err)
+	}
+	payload, ok := bytes.CutPrefix(data, hdr)
+	if !ok || len(payload) > payloadNonceSize+payloadChunkSize+chacha20poly1305.Overhead {
+		return decryptReaderAt(data, id)
+	}
+	fileKey, err := age.DecryptHeader(hdr, id)
+	if err != nil {
+		return nil, decryptError(err)
+	}
+	if len(payload) < payloadNonceSize+chacha20poly1305.Overhead {
+		return nil, ErrCorrupt // no nonce, or a chunk shorter than its tag
+	}
+	streamKey, err := hkdf.Key(sha256.New, fileKey, payload[:payloadNonceSize], "payload", chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, ErrCorrupt
+	}
+	aead, err := chacha20poly1305.New(streamKey)
+	if err != nil {
+		return nil, ErrCorrupt
+	}
+	var nonce [chacha20poly1305.NonceSize]byte
+	nonce[len(nonce)-1] = 1 // chunk 0, last chunk
+	plain, err := aead.Open(nil, nonce[:], payload[payloadNonceSize:], nil)
+	if err != nil {
+		return nil, ErrCorrupt
+	}
+	return plain, nil
+}
+
+// decryptReaderAt decrypts a binary age file of any size with
+// age.DecryptReaderAt, which knows the plaintext size before reading, so
+// an oversized key is refused unread.
+func decryptReaderAt(data []byte, id age.Identity) ([]byte, error) {
+	r, size, err := age.DecryptReaderAt(bytes.NewReader(data), int64(len(data)), id)
+	if err != nil {
+		return nil, decryptError(err)
 	}
 	if size > MaxKeySize {
-		return Secret{}, fmt.Errorf("key longer than %d bytes", MaxKeySize)
+		return nil, fmt.Errorf("key longer than %d bytes", MaxKeySize)
 	}
 	key := make([]byte, size)
 	if n, err := r.ReadAt(key, 0); n != len(key) || (err != nil && !errors.Is(err, io.EOF)) {
-		return Secret{}, ErrCorrupt
+		return nil, ErrCorrupt
 	}
-	return checkedKey(key)
+	return key, nil
 }
 
 // decryptError maps an error from age's decryption to ours, without its

@@ -285,3 +285,29 @@ func mustRecipient(f *testing.F, s string) age.Recipient {
 	}
 	return r
 }
+
+// TestDecryptPayloadSizes: a key in one chunk decrypts; files of one full
+// chunk or several chunks are refused as too long, not as corrupt; a
+// payload cut short anywhere is corrupt.
+func TestDecryptPayloadSizes(t *testing.T) {
+	t.Parallel()
+	id := mustIdentity(t)
+	for _, n := range []int{1, vault.MaxKeySize, vault.MaxKeySize + 1, 64 << 10, 64<<10 + 1, 200 << 10} {
+		data := runAge(t, ageBin, bytes.Repeat([]byte("k"), n), "-r", id.Recipient())
+		s, err := vault.Decrypt(data, id)
+		switch {
+		case n <= vault.MaxKeySize && (err != nil || s.Len() != n):
+			t.Errorf("%d-byte key: Decrypt = %d bytes, %v", n, s.Len(), err)
+		case n > vault.MaxKeySize && (err == nil || !strings.Contains(err.Error(), "longer than")):
+			t.Errorf("%d-byte key: Decrypt = %v, want a too-long error", n, err)
+		}
+		if n > 1 {
+			continue
+		}
+		for cut := 1; cut <= 40; cut++ {
+			if _, err := vault.Decrypt(data[:len(data)-cut], id); !errors.Is(err, vault.ErrCorrupt) {
+				t.Errorf("file cut by %d bytes: Decrypt = %v, want ErrCorrupt", cut, err)
+			}
+		}
+	}
+}
