@@ -121,6 +121,11 @@ func loadConfig(home string, flags *pflag.FlagSet) (fileConfig, error) {
 		return fileConfig{}, fmt.Errorf("parse %s: %w", path, err)
 	}
 	fc.home = home
+	if sock, ok := strings.CutPrefix(fc.Listen, "unix:"); ok && sock != "" && !filepath.IsAbs(sock) {
+		// Relative paths are under the home, as for audit.path, not
+		// under whatever directory serve happens to be started from.
+		fc.Listen = "unix:" + filepath.Join(home, sock)
+	}
 	if err := fc.validate(); err != nil {
 		return fileConfig{}, fmt.Errorf("config: %w", err)
 	}

@@ -129,3 +129,18 @@ func TestLoadConfigAcceptsCustomInjectHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadConfigUnixSocketRelativeToHome(t *testing.T) {
+	home := writeConfig(t, "listen: unix:sidecar.sock\n")
+	fc, err := loadConfig(home, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "unix:" + filepath.Join(home, "sidecar.sock"); fc.Listen != want {
+		t.Errorf("listen = %q, want %q", fc.Listen, want)
+	}
+	home = writeConfig(t, "listen: unix:/run/x.sock\n")
+	if fc, err = loadConfig(home, nil); err != nil || fc.Listen != "unix:/run/x.sock" {
+		t.Errorf("absolute socket = %q, %v; want unchanged", fc.Listen, err)
+	}
+}
