@@ -162,6 +162,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, e *env) (err error) {
 	}
 	srv := p.Server()
 	srv.ErrorLog = stdlog.New(httpErrorLog{log}, "", 0)
+	// http.Transport logs through the standard logger; route it the same way.
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(httpErrorLog{log})
 
 	var admin *http.Server
 	var al net.Listener
@@ -292,11 +295,19 @@ func newLogger(fc fileConfig, w io.Writer) (zerolog.Logger, error) {
 }
 
 // httpErrorLog sends net/http's own complaints (TLS, malformed requests it
-// rejects) to the logger at warn.
+// rejects, the transport's "Unsolicited response … starting with %q") to
+// the logger at warn. net/http quotes peer-supplied bytes with %q, which can
+// be a piece of a response body, so the message is cut at the first quote:
+// logs never carry bodies.
 type httpErrorLog struct{ log zerolog.Logger }
 
 func (h httpErrorLog) Write(p []byte) (int, error) {
-	h.log.Warn().Str("component", "http").Msg(strings.TrimSpace(string(p)))
+	msg, _, cut := strings.Cut(string(p), `"`)
+	msg = strings.TrimSpace(msg)
+	if cut {
+		msg += " […]"
+	}
+	h.log.Warn().Str("component", "http").Msg(msg)
 	return len(p), nil
 }
 

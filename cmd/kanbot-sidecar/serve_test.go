@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/kanbot/kanbot-sidecar/internal/testutil"
 )
@@ -147,5 +150,17 @@ func TestGuardAdmin(t *testing.T) {
 		if c.want == 403 && strings.Contains(rec.Body.String(), "metrics") {
 			t.Errorf("%s: refused request still got the metrics", c.name)
 		}
+	}
+}
+
+// net/http's own log lines may quote bytes from a peer (a response body):
+// they are cut at the first quote before they reach the log.
+func TestHTTPErrorLogDropsQuotedBytes(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	w := httpErrorLog{zerolog.New(&buf)}
+	fmt.Fprintf(w, "Unsolicited response received on idle HTTP channel starting with %q; err=<nil>\n", `{"secret":"kb_body_bytes"}`)
+	if strings.Contains(buf.String(), "kb_body_bytes") || !strings.Contains(buf.String(), "Unsolicited response") {
+		t.Errorf("log line = %s", buf.String())
 	}
 }
