@@ -118,7 +118,9 @@ func loadConfig(home string, flags *pflag.FlagSet) (fileConfig, error) {
 	}
 	var fc fileConfig
 	if err := v.UnmarshalExact(&fc); err != nil {
-		return fileConfig{}, fmt.Errorf("parse %s: %w", path, err)
+		// The bad value may come from the file, a KANBOT_SIDECAR_* variable
+		// or a flag; viper does not say which, so name all three.
+		return fileConfig{}, fmt.Errorf("parse settings (%s, KANBOT_SIDECAR_* environment, flags): %w", path, err)
 	}
 	fc.home = home
 	if sock, ok := strings.CutPrefix(fc.Listen, "unix:"); ok && sock != "" && !filepath.IsAbs(sock) {
