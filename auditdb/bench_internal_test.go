@@ -90,3 +90,23 @@ func bulkLoad(b *testing.B, path string, calls int, start time.Time, span time.D
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkCheckFile measures the per-commit check that the database file
+// and its -wal file are still the ones Open opened (two stats): the cost
+// ErrReplaced detection adds to every batch.
+func BenchmarkCheckFile(b *testing.B) {
+	db, err := Open(context.Background(), Config{Path: filepath.Join(b.TempDir(), "audit.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if db.wal == nil {
+		b.Fatal("no -wal file identity captured at Open")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := db.checkFile(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 package auditdb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -48,6 +50,12 @@ var (
 	// ErrNotExist is returned by OpenReadOnly when the file does not exist
 	// (it never creates one).
 	ErrNotExist = errors.New("audit database does not exist")
+	// ErrReplaced is returned by Record, Ping and Prune when the file at
+	// Config.Path (or its -wal file) is no longer the one Open opened: it
+	// was deleted, or renamed or copied over. Commits would go to the
+	// unlinked file and be lost, so none is attempted; the DB stays
+	// failed (it never recreates the file) until it is reopened.
+	ErrReplaced = errors.New("audit database file was removed or replaced")
 )
 
 // Config configures Open. Only Path is required.
@@ -104,6 +112,13 @@ type DB struct {
 
 	busyTimeout time.Duration
 	lastBatch   int // writer goroutine only
+
+	// file and wal identify the database file and its -wal file as Open
+	// found them (wal is nil if there was none), so that checkFile can
+	// tell when either has been removed or replaced under us.
+	file, wal os.FileInfo
+	// created: Open found no schema in the file (see Created).
+	created bool
 
 	rdb *sql.DB // deferred transactions, mode=ro: queries, verify, stats
 	wdb *sql.DB // _txlock=immediate: writer, checkpointer, prune, ping (nil when read-only)
@@ -177,6 +192,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.redact[strings.ToLower(k)] = true
 	}
 	db.wdb, err = sql.Open("sqlite3", dsn(path, url.Values{
+		// Never create: createFile made the file, and a connection opened
+		// later (Ping, Prune) after it was removed must fail, not leave an
+		// empty database behind.
+		"mode":          {"rw"},
 		"_journal_mode": {"WAL"},
 		"_synchronous":  {sync},
 		"_busy_timeout": {fmt.Sprint(busy.Milliseconds())},
@@ -198,9 +217,24 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.wdb.Close()
 		return nil, fmt.Errorf("open audit database %s: %w", path, err)
 	}
+	var tables int
+	if err := db.wdb.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'").Scan(&tables); err != nil {
+		db.closeDBs()
+		return nil, fmt.Errorf("open audit database %s: %w", path, err)
+	}
+	db.created = tables == 0
 	if err := migrate(ctx, db.wdb); err != nil {
 		db.closeDBs()
 		return nil, fmt.Errorf("open audit database %s: %w", path, err)
+	}
+	// SQLite has the file (and, in WAL mode, its -wal file) open now:
+	// remember which files these are.
+	if db.file, err = os.Stat(path); err != nil {
+		db.closeDBs()
+		return nil, fmt.Errorf("open audit database: %w", err)
+	}
+	if fi, err := os.Stat(path + "-wal"); err == nil {
+		db.wal = fi
 	}
 	wconn, err := db.pinConn(ctx)
 	if err != nil {
@@ -281,13 +315,49 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 // Path is the absolute path of the database file.
 func (db *DB) Path() string { return db.path }
 
+// Created reports whether Open found no audit schema in the file (it was
+// missing, empty, or not an initialised audit database) and so started a
+// new hash chain at seq 1. A server expecting an existing trail should say
+// so loudly: an earlier trail, if there was one, is not in this file.
+func (db *DB) Created() bool { return db.created }
+
+// checkFile returns an error wrapping ErrReplaced if the database file or
+// its -wal file at db.path is not the one Open opened: SQLite keeps
+// writing to the open (possibly unlinked) file, so its commits would be
+// lost. It costs one stat per file.
+func (db *DB) checkFile() error {
+	if err := sameFile(db.path, db.file); err != nil {
+		return err
+	}
+	if db.wal != nil {
+		return sameFile(db.path+"-wal", db.wal)
+	}
+	return nil
+}
+
+func sameFile(path string, want os.FileInfo) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %s is gone", ErrReplaced, filepath.Base(path))
+	case err != nil:
+		return fmt.Errorf("check audit database file: %w", err)
+	case !os.SameFile(fi, want):
+		return fmt.Errorf("%w: %s is another file", ErrReplaced, filepath.Base(path))
+	}
+	return nil
+}
+
 // QueueDepth is the number of events waiting for the writer (for
 // metrics): queued, or held by it for a later commit (lazy events).
 func (db *DB) QueueDepth() int { return len(db.queue) + int(db.held.Load()) }
 
-// Ping reports whether the database is writable right now: it takes and
-// releases the write lock (BEGIN IMMEDIATE; ROLLBACK). It is meant for
-// readiness checks, not for every request.
+// Ping reports whether the database is writable right now: the file at
+// Path is still the one Open opened (else an error wrapping ErrReplaced),
+// and it takes and releases the write lock (BEGIN IMMEDIATE; ROLLBACK) on a
+// connection of its own, waiting for another holder of the lock no longer
+// than ctx allows (nor than Config.BusyTimeout). It never creates the file.
+// It is meant for readiness checks, not for every request.
 func (db *DB) Ping(ctx context.Context) error {
 	if db.readOnly {
 		return ErrReadOnly
@@ -298,17 +368,49 @@ func (db *DB) Ping(ctx context.Context) error {
 	if closed {
 		return ErrClosed
 	}
-	tx, err := db.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("audit database %s not writable: %w", db.path, err)
-	}
-	defer tx.Rollback()
-	// A write statement that changes nothing still needs a write
-	// transaction on the file, which a read-only file refuses.
-	if _, err := tx.ExecContext(ctx, "UPDATE schema_migrations SET version = version WHERE 0"); err != nil {
+	if err := db.ping(ctx); err != nil {
 		return fmt.Errorf("audit database %s not writable: %w", db.path, err)
 	}
 	return nil
+}
+
+func (db *DB) ping(ctx context.Context) error {
+	if err := db.checkFile(); err != nil {
+		return err
+	}
+	wait := db.busyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl))
+	}
+	if wait <= 0 {
+		return context.DeadlineExceeded
+	}
+	conn, err := db.wdb.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// SQLite's busy handler does not notice ctx (an interrupt does not cut
+	// its sleep short), so bound the wait itself; the connection goes back
+	// to the pool with the configured timeout.
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", max(wait.Milliseconds(), 1))); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
+	if err == nil {
+		// BEGIN IMMEDIATE on a file SQLite could open only read-only
+		// succeeds; a write statement (that changes nothing) fails there.
+		_, err = conn.ExecContext(ctx, "UPDATE schema_migrations SET version = version WHERE 0")
+	}
+	// ROLLBACK whatever BEGIN left (a cancelled ctx may have raced its
+	// success); "no transaction is active" is expected after a failure.
+	_, rerr := conn.ExecContext(context.Background(), "ROLLBACK")
+	_, terr := conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", db.busyTimeout.Milliseconds()))
+	if (err == nil && rerr != nil) || terr != nil {
+		// Do not return a connection in an unknown state to the pool.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return cmp.Or(err, rerr, terr)
 }
 
 // Close stops accepting events, commits every event already queued, stops

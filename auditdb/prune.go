@@ -95,6 +95,9 @@ func (db *DB) Prune(ctx context.Context, before time.Time, who string) (PruneRes
 	if err := appendRowsTx(ctx, tx, []*row{&r}); err != nil {
 		return res, fmt.Errorf("prune: record event: %w", err)
 	}
+	if err := db.checkFile(); err != nil {
+		return res, fmt.Errorf("prune: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}

@@ -175,7 +175,7 @@ func (db *DB) redactQuery(q string) string {
 // rides along with that event's commit), the batch is full, or Close.
 func (db *DB) writer(conn *sqlite3.SQLiteConn) {
 	defer close(db.ckpt)
-	w := &chainWriter{conn: conn, busyTimeout: db.busyTimeout}
+	w := &chainWriter{conn: conn, busyTimeout: db.busyTimeout, check: db.checkFile}
 	defer w.close()
 	batch := make([]*pending, 0, db.maxBatch)
 	eager := false   // batch holds an event whose submitter must not wait
@@ -288,6 +288,10 @@ func (db *DB) commitBatch(w *chainWriter, batch []*pending) error {
 type chainWriter struct {
 	conn        *sqlite3.SQLiteConn
 	busyTimeout time.Duration
+	// check runs just before each COMMIT (DB.checkFile): a commit to a
+	// database file that was removed or replaced would be lost, so the
+	// batch fails instead.
+	check       func() error
 	inserts     map[int]driver.Stmt
 	versionStmt driver.Stmt
 	tailStmt    driver.Stmt
@@ -363,6 +367,9 @@ func (w *chainWriter) write(batch []*pending) error {
 	}
 	w.rows = rows
 	err := w.appendRows(rows)
+	if err == nil && w.check != nil {
+		err = w.check()
+	}
 	if err == nil {
 		_, err = w.conn.ExecContext(bg, commitSQL, nil)
 	}
