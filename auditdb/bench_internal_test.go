@@ -100,7 +100,7 @@ func BenchmarkCheckFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	if db.wal == nil {
+	if db.wal == (fileID{}) {
 		b.Fatal("no -wal file identity captured at Open")
 	}
 	b.ReportAllocs()

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-sqlite3" // also registers the "sqlite3" database/sql driver
@@ -114,9 +115,10 @@ type DB struct {
 	lastBatch   int // writer goroutine only
 
 	// file and wal identify the database file and its -wal file as Open
-	// found them (wal is nil if there was none), so that checkFile can
+	// found them (wal is zero if there was none), so that checkFile can
 	// tell when either has been removed or replaced under us.
-	file, wal os.FileInfo
+	file, wal fileID
+	walPath   string
 	// created: Open found no schema in the file (see Created).
 	created bool
 
@@ -229,12 +231,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	// SQLite has the file (and, in WAL mode, its -wal file) open now:
 	// remember which files these are.
-	if db.file, err = os.Stat(path); err != nil {
+	if db.file, err = statID(path); err != nil {
 		db.closeDBs()
 		return nil, fmt.Errorf("open audit database: %w", err)
 	}
-	if fi, err := os.Stat(path + "-wal"); err == nil {
-		db.wal = fi
+	db.walPath = path + "-wal"
+	if id, err := statID(db.walPath); err == nil {
+		db.wal = id
 	}
 	wconn, err := db.pinConn(ctx)
 	if err != nil {
@@ -329,23 +332,43 @@ func (db *DB) checkFile() error {
 	if err := sameFile(db.path, db.file); err != nil {
 		return err
 	}
-	if db.wal != nil {
-		return sameFile(db.path+"-wal", db.wal)
+	if db.wal != (fileID{}) {
+		return sameFile(db.walPath, db.wal)
 	}
 	return nil
 }
 
-func sameFile(path string, want os.FileInfo) error {
-	fi, err := os.Stat(path)
+func sameFile(path string, want fileID) error {
+	id, err := statID(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%w: %s is gone", ErrReplaced, filepath.Base(path))
 	case err != nil:
 		return fmt.Errorf("check audit database file: %w", err)
-	case !os.SameFile(fi, want):
+	case id != want:
 		return fmt.Errorf("%w: %s is another file", ErrReplaced, filepath.Base(path))
 	}
 	return nil
+}
+
+// fileID is a file's identity (device and inode), as os.SameFile compares
+// them. While SQLite holds the file open its inode cannot be reused, so a
+// different fileID at the path means another file.
+type fileID struct{ dev, ino uint64 }
+
+// statID stats path with syscall.Stat: os.Stat would allocate a FileInfo
+// on every commit (the project is Unix-only already: profiles uses flock).
+func statID(path string) (fileID, error) {
+	var st syscall.Stat_t
+	for {
+		err := syscall.Stat(path, &st)
+		if err == nil {
+			return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil // Dev is int32 on darwin
+		}
+		if err != syscall.EINTR {
+			return fileID{}, &fs.PathError{Op: "stat", Path: path, Err: err}
+		}
+	}
 }
 
 // QueueDepth is the number of events waiting for the writer (for

@@ -20,6 +20,14 @@
 // writer's own last commit.) WAL checkpoints run on a separate connection
 // with automatic checkpoints off, so a commit never pays for one.
 //
+// Just before each COMMIT the writer checks (one stat each) that the file
+// at Config.Path and its -wal file are still the ones Open opened. If one
+// was removed or replaced, SQLite would commit into the unlinked file and
+// the events would be lost, so the batch fails with [ErrReplaced] and every
+// later one does too: the file is never silently recreated. [DB.Ping]
+// makes the same check, never creates the file, and takes the write lock
+// for real, waiting no longer than its context allows.
+//
 // # Lazy events
 //
 // Response events are lazy; every other kind is eager. A batch that holds
