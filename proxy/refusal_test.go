@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -405,3 +407,32 @@ func checkUpstreamError(t *testing.T, sc *testutil.Sidecar, resp *http.Response,
 }
 
 var _ = strconv.Itoa
+
+// A real fault behind audit_unavailable: the audit DB is deleted while the
+// sidecar runs. Nothing may be forwarded once the trail cannot be written.
+func TestAuditDatabaseRemovedRefusesForwarding(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t)
+	sc := testutil.StartSidecar(t, testutil.SidecarConfig{Upstream: up.URL, Profiles: []testutil.ProfileSpec{{Name: "alice"}}})
+	if resp, body := sc.Get(t, "alice", "/api/v1/spaces"); resp.StatusCode != 200 {
+		t.Fatalf("before removal: %d %s", resp.StatusCode, body)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(sc.AuditPath + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		resp, body := sc.Get(t, "alice", "/api/v1/spaces")
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get(proxy.HeaderError) != proxy.CodeAuditUnavailable {
+			t.Errorf("request %d after removal: %d %q %s, want 503 audit_unavailable", i, resp.StatusCode, resp.Header.Get(proxy.HeaderError), body)
+		}
+	}
+	if n := len(up.requests()); n != 1 {
+		t.Errorf("upstream saw %d requests, want only the one made before the removal", n)
+	}
+	if _, err := os.Stat(sc.AuditPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("audit DB reappeared at %s (err %v); it must not be silently recreated", sc.AuditPath, err)
+	}
+	sc.AssertKeysAbsent(t)
+}

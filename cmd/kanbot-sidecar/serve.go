@@ -122,6 +122,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, e *env) (err error) {
 	if err != nil {
 		return err // already says "open audit database …"
 	}
+	if db.Created() {
+		// init creates the DB; a missing one means it was deleted or moved,
+		// and the chain that starts now cannot vouch for what came before.
+		log.Warn().Str("path", fc.auditPath()).Msg("audit database was missing or had no audit schema: a new audit trail starts at seq 1")
+	}
 	defer func() {
 		if cerr := db.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close audit database: %w", cerr))
