@@ -216,7 +216,7 @@ func (b *Backend) listCards(w http.ResponseWriter, r *http.Request, u *User) err
 		args = append(args, spaceID)
 	}
 	if columnID != "" {
-		if _, _, err := columnAccess(r.Context(), b.db, columnID, u.ID); err != nil {
+		if _, err := columnAccess(r.Context(), b.db, columnID, u.ID, false); err != nil {
 			return err
 		}
 		where += ` AND c.column_id = ?`
@@ -355,11 +355,8 @@ func (b *Backend) postCard(w http.ResponseWriter, r *http.Request, u *User) erro
 		return fmt.Errorf("create card: %w", err)
 	}
 	defer tx.Rollback()
-	col, role, err := columnAccess(ctx, tx, columnID, u.ID)
+	col, err := columnAccess(ctx, tx, columnID, u.ID, true)
 	if err != nil {
-		return err
-	}
-	if err := canWrite(role); err != nil {
 		return err
 	}
 	if err := checkAssignees(ctx, tx, col.SpaceID, in.assignees); err != nil {
@@ -547,11 +544,8 @@ func (b *Backend) moveCard(w http.ResponseWriter, r *http.Request, u *User) erro
 	if err != nil {
 		return err
 	}
-	col, role, err := columnAccess(ctx, tx, columnID, u.ID)
+	col, err := columnAccess(ctx, tx, columnID, u.ID, true)
 	if err != nil {
-		return err
-	}
-	if err := canWrite(role); err != nil {
 		return err
 	}
 	if col.SpaceID != ref.SpaceID {

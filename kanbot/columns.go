@@ -29,22 +29,28 @@ func scanColumn(s scanner) (*Column, error) {
 	return &c, err
 }
 
-// columnAccess loads a column and the caller's role in its space: 404
-// "Column not found" when it does not exist, 403 when the caller is not a
-// member of its space.
-func columnAccess(ctx context.Context, q querier, columnID, userID string) (*Column, string, error) {
+// columnAccess loads a column and checks the caller's access to its space:
+// 404 "Column not found" when it does not exist, 403 when the caller is not a
+// member of its space, and, when write is set, 403 when the caller's role
+// may only read.
+func columnAccess(ctx context.Context, q querier, columnID, userID string, write bool) (*Column, error) {
 	c, err := scanColumn(q.QueryRowContext(ctx, `SELECT `+columnColumns+` FROM columns WHERE id = ?`, columnID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, "", errStatus(http.StatusNotFound, msgColumnNotFound)
+		return nil, errStatus(http.StatusNotFound, msgColumnNotFound)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read column: %w", err)
+		return nil, fmt.Errorf("read column: %w", err)
 	}
 	role, _, err := spaceRole(ctx, q, c.SpaceID, userID)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return c, role, nil
+	if write {
+		if err := canWrite(role); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 func (b *Backend) listColumns(w http.ResponseWriter, r *http.Request, u *User) error {
@@ -123,7 +129,7 @@ func (b *Backend) getColumn(w http.ResponseWriter, r *http.Request, u *User) err
 	if err != nil {
 		return err
 	}
-	c, _, err := columnAccess(r.Context(), b.db, id, u.ID)
+	c, err := columnAccess(r.Context(), b.db, id, u.ID, false)
 	if err != nil {
 		return err
 	}
@@ -150,11 +156,8 @@ func (b *Backend) patchColumn(w http.ResponseWriter, r *http.Request, u *User) e
 		return fmt.Errorf("update column: %w", err)
 	}
 	defer tx.Rollback()
-	c, role, err := columnAccess(r.Context(), tx, id, u.ID)
+	c, err := columnAccess(r.Context(), tx, id, u.ID, true)
 	if err != nil {
-		return err
-	}
-	if err := canWrite(role); err != nil {
 		return err
 	}
 	if hasName {
@@ -186,11 +189,7 @@ func (b *Backend) deleteColumn(w http.ResponseWriter, r *http.Request, u *User) 
 		return fmt.Errorf("delete column: %w", err)
 	}
 	defer tx.Rollback()
-	_, role, err := columnAccess(r.Context(), tx, id, u.ID)
-	if err != nil {
-		return err
-	}
-	if err := canWrite(role); err != nil {
+	if _, err := columnAccess(r.Context(), tx, id, u.ID, true); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(r.Context(), `DELETE FROM columns WHERE id = ?`, id); err != nil {
