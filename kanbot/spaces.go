@@ -80,6 +80,19 @@ func spaceRole(ctx context.Context, q querier, spaceID, userID string) (role, ow
 	return r.String, ownerID, nil
 }
 
+// requireOwnerRole returns spaceRole's 404 or 403, or a 403 "Only space
+// owners can do this" unless the caller has the owner role in the space.
+func requireOwnerRole(ctx context.Context, q querier, spaceID, userID string) error {
+	role, _, err := spaceRole(ctx, q, spaceID, userID)
+	if err != nil {
+		return err
+	}
+	if role != RoleOwner {
+		return errStatus(http.StatusForbidden, msgOwnerOnly)
+	}
+	return nil
+}
+
 // canWrite returns the 403 for roles that may only read.
 func canWrite(role string) error {
 	if role == RoleGuest {
@@ -313,12 +326,8 @@ func (b *Backend) patchSpace(w http.ResponseWriter, r *http.Request, u *User) er
 		return fmt.Errorf("update space: %w", err)
 	}
 	defer tx.Rollback()
-	role, _, err := spaceRole(r.Context(), tx, id, u.ID)
-	if err != nil {
+	if err := requireOwnerRole(r.Context(), tx, id, u.ID); err != nil {
 		return err
-	}
-	if role != RoleOwner {
-		return errStatus(http.StatusForbidden, msgOwnerOnly)
 	}
 	if _, err := tx.ExecContext(r.Context(), `UPDATE spaces SET
 		name = CASE WHEN ? THEN ? ELSE name END,
@@ -391,12 +400,8 @@ func (b *Backend) inviteMember(w http.ResponseWriter, r *http.Request, u *User) 
 		return fmt.Errorf("invite: %w", err)
 	}
 	defer tx.Rollback()
-	myRole, _, err := spaceRole(r.Context(), tx, id, u.ID)
-	if err != nil {
+	if err := requireOwnerRole(r.Context(), tx, id, u.ID); err != nil {
 		return err
-	}
-	if myRole != RoleOwner {
-		return errStatus(http.StatusForbidden, msgOwnerOnly)
 	}
 	var m Member
 	err = tx.QueryRowContext(r.Context(), `SELECT id, username, email FROM users WHERE email = ?`, email).Scan(&m.UserID, &m.Username, &m.Email)
