@@ -25,11 +25,7 @@ func newAPIKeyCreateCmd(e *env) *cobra.Command {
 		Short: "Create an API key; the key is printed this once only",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withBackend(cmd, e, func(kb *kanbot.Backend) error {
-				u, err := findUser(cmd, kb, user)
-				if err != nil {
-					return err
-				}
+			return withUser(cmd, e, user, func(kb *kanbot.Backend, u *kanbot.User) error {
 				k, err := kb.CreateAPIKey(cmd.Context(), u.ID, name)
 				if err != nil {
 					return err

@@ -32,6 +32,19 @@ func findUser(cmd *cobra.Command, kb *kanbot.Backend, identifier string) (*kanbo
 	return u, err
 }
 
+// withUser runs f with an open backend and the user that identifier (UUID,
+// email or username) names; an unknown identifier fails with USER_NOT_FOUND
+// before f runs.
+func withUser(cmd *cobra.Command, e *env, identifier string, f func(kb *kanbot.Backend, u *kanbot.User) error) error {
+	return withBackend(cmd, e, func(kb *kanbot.Backend) error {
+		u, err := findUser(cmd, kb, identifier)
+		if err != nil {
+			return err
+		}
+		return f(kb, u)
+	})
+}
+
 func newUserCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users (an ID is a UUID, an email or a username)"}
 	cmd.AddCommand(newUserCreateCmd(e), newUserListCmd(e), newUserGetCmd(e), newUserDeleteCmd(e),
@@ -122,11 +135,7 @@ func newUserGetCmd(e *env) *cobra.Command {
 		Short: "Show a user",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withBackend(cmd, e, func(kb *kanbot.Backend) error {
-				u, err := findUser(cmd, kb, args[0])
-				if err != nil {
-					return err
-				}
+			return withUser(cmd, e, args[0], func(_ *kanbot.Backend, u *kanbot.User) error {
 				data := map[string]any{"id": u.ID, "email": u.Email, "username": u.Username, "language": u.Language,
 					"is_admin": u.IsAdmin, "is_active": u.IsActive, "is_banned": u.IsBanned, "banned_at": u.BannedAt,
 					"created_at": u.CreatedAt}
@@ -148,11 +157,7 @@ func newUserDeleteCmd(e *env) *cobra.Command {
 		Short: "Delete a user with their keys, memberships, comments and owned spaces",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withBackend(cmd, e, func(kb *kanbot.Backend) error {
-				u, err := findUser(cmd, kb, args[0])
-				if err != nil {
-					return err
-				}
+			return withUser(cmd, e, args[0], func(kb *kanbot.Backend, u *kanbot.User) error {
 				if err := kb.DeleteUser(cmd.Context(), u.ID); err != nil {
 					return err
 				}
@@ -175,12 +180,9 @@ func newUserBanCmd(e *env, ban bool) *cobra.Command {
 		Short: short,
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withBackend(cmd, e, func(kb *kanbot.Backend) error {
-				u, err := findUser(cmd, kb, args[0])
+			return withUser(cmd, e, args[0], func(kb *kanbot.Backend, u *kanbot.User) error {
+				u, err := kb.SetBanned(cmd.Context(), u.ID, ban)
 				if err != nil {
-					return err
-				}
-				if u, err = kb.SetBanned(cmd.Context(), u.ID, ban); err != nil {
 					return err
 				}
 				data := map[string]any{"id": u.ID, "email": u.Email, "is_banned": u.IsBanned, "banned_at": u.BannedAt}
@@ -199,12 +201,9 @@ func newUserSetAdminCmd(e *env) *cobra.Command {
 		Short: "Grant (or with --revoke, revoke) global admin",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withBackend(cmd, e, func(kb *kanbot.Backend) error {
-				u, err := findUser(cmd, kb, args[0])
+			return withUser(cmd, e, args[0], func(kb *kanbot.Backend, u *kanbot.User) error {
+				u, err := kb.SetAdmin(cmd.Context(), u.ID, !revoke)
 				if err != nil {
-					return err
-				}
-				if u, err = kb.SetAdmin(cmd.Context(), u.ID, !revoke); err != nil {
 					return err
 				}
 				action := "granted to"
