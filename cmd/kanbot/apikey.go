@@ -65,13 +65,9 @@ func newAPIKeyListCmd(e *env) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withBackend(cmd, e, func(kb *kanbot.Backend) error {
-				var userID string
-				if user != "" {
-					u, err := findUser(cmd, kb, user)
-					if err != nil {
-						return err
-					}
-					userID = u.ID
+				userID, err := userFilter(cmd, kb, user)
+				if err != nil {
+					return err
 				}
 				keys, err := kb.ListAPIKeys(cmd.Context(), userID)
 				if err != nil {

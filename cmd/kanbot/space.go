@@ -26,13 +26,9 @@ func newSpaceListCmd(e *env) *cobra.Command {
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withBackend(cmd, e, func(kb *kanbot.Backend) error {
-				var ownerID string
-				if owner != "" {
-					u, err := findUser(cmd, kb, owner)
-					if err != nil {
-						return err
-					}
-					ownerID = u.ID
+				ownerID, err := userFilter(cmd, kb, owner)
+				if err != nil {
+					return err
 				}
 				spaces, err := kb.ListSpaces(cmd.Context(), ownerID)
 				if err != nil {

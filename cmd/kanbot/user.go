@@ -32,6 +32,19 @@ func findUser(cmd *cobra.Command, kb *kanbot.Backend, identifier string) (*kanbo
 	return u, err
 }
 
+// userFilter resolves an optional user filter flag to a user id: "" (no
+// filter) when identifier is empty, USER_NOT_FOUND when it names nobody.
+func userFilter(cmd *cobra.Command, kb *kanbot.Backend, identifier string) (string, error) {
+	if identifier == "" {
+		return "", nil
+	}
+	u, err := findUser(cmd, kb, identifier)
+	if err != nil {
+		return "", err
+	}
+	return u.ID, nil
+}
+
 // withUser runs f with an open backend and the user that identifier (UUID,
 // email or username) names; an unknown identifier fails with USER_NOT_FOUND
 // before f runs.
