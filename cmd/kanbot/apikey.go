@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -78,9 +77,7 @@ func newAPIKeyListCmd(e *env) *cobra.Command {
 					list[i] = keySummary{k.ID, k.Name, k.KeyHashPrefix, k.UserID, k.CreatedAt, k.LastUsed}
 				}
 				data := map[string]any{"api_keys": list, "total": len(list)}
-				return e.success(asJSON, fmt.Sprintf("%d key(s)", len(list)), data, func(w io.Writer) {
-					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ID\tNAME\tHASH PREFIX\tUSER\tLAST USED")
+				return e.successTable(asJSON, fmt.Sprintf("%d key(s)", len(list)), data, "ID\tNAME\tHASH PREFIX\tUSER\tLAST USED", func(tw io.Writer) {
 					for _, k := range list {
 						last := "-"
 						if k.LastUsed != nil {
@@ -88,8 +85,6 @@ func newAPIKeyListCmd(e *env) *cobra.Command {
 						}
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.KeyHashPrefix, k.UserID, last)
 					}
-					tw.Flush()
-					fmt.Fprintf(w, "%d key(s)\n", len(list))
 				})
 			})
 		},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -249,6 +250,19 @@ type failure struct {
 	Success bool   `json:"success"`
 	Error   string `json:"error"`
 	Code    string `json:"code"`
+}
+
+// successTable prints a list result: the JSON envelope with data and the
+// message count, or a table (the tab-separated header, then the rows that
+// rows writes) followed by count on a line of its own.
+func (e *env) successTable(asJSON bool, count string, data any, header string, rows func(tw io.Writer)) error {
+	return e.success(asJSON, count, data, func(w io.Writer) {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, header)
+		rows(tw)
+		tw.Flush()
+		fmt.Fprintln(w, count)
+	})
 }
 
 // success prints a result: the JSON envelope, or human text (human, or the

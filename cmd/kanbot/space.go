@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -35,14 +34,10 @@ func newSpaceListCmd(e *env) *cobra.Command {
 					return err
 				}
 				data := map[string]any{"spaces": spaces, "total": len(spaces)}
-				return e.success(asJSON, fmt.Sprintf("%d space(s)", len(spaces)), data, func(w io.Writer) {
-					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ID\tNAME\tTYPE\tOWNER\tMEMBERS")
+				return e.successTable(asJSON, fmt.Sprintf("%d space(s)", len(spaces)), data, "ID\tNAME\tTYPE\tOWNER\tMEMBERS", func(tw io.Writer) {
 					for _, s := range spaces {
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", s.ID, s.Name, s.Type, s.OwnerEmail, s.MemberCount)
 					}
-					tw.Flush()
-					fmt.Fprintf(w, "%d space(s)\n", len(spaces))
 				})
 			})
 		},

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -123,14 +122,10 @@ func newUserListCmd(e *env) *cobra.Command {
 					list[i] = userSummary{u.ID, u.Email, u.Username, u.IsAdmin, u.IsActive, u.IsBanned, u.CreatedAt}
 				}
 				data := map[string]any{"users": list, "page": page, "limit": limit, "total": total}
-				return e.success(asJSON, fmt.Sprintf("%d user(s)", total), data, func(w io.Writer) {
-					tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ID\tEMAIL\tUSERNAME\tADMIN\tBANNED\tCREATED")
+				return e.successTable(asJSON, fmt.Sprintf("%d user(s)", total), data, "ID\tEMAIL\tUSERNAME\tADMIN\tBANNED\tCREATED", func(tw io.Writer) {
 					for _, u := range list {
 						fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%v\t%s\n", u.ID, u.Email, u.Username, u.IsAdmin, u.IsBanned, u.CreatedAt)
 					}
-					tw.Flush()
-					fmt.Fprintf(w, "%d user(s)\n", total)
 				})
 			})
 		},
