@@ -109,23 +109,7 @@ func (b *Backend) ListAPIKeys(ctx context.Context, userID string) ([]APIKey, err
 		q += ` WHERE user_id = ?`
 		args = append(args, userID)
 	}
-	rows, err := b.db.QueryContext(ctx, q+` ORDER BY created_at, rowid`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list api keys: %w", err)
-	}
-	defer rows.Close()
-	keys := []APIKey{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list api keys: %w", err)
-		}
-		keys = append(keys, *k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list api keys: %w", err)
-	}
-	return keys, nil
+	return queryAll(ctx, b.db, "list api keys", scanKey, q+` ORDER BY created_at, rowid`, args...)
 }
 
 // RevokeAPIKey deletes a key by id and returns what it was. With a non-empty

@@ -61,21 +61,10 @@ func (b *Backend) listColumns(w http.ResponseWriter, r *http.Request, u *User) e
 	if _, _, err := spaceRole(r.Context(), b.db, spaceID, u.ID); err != nil {
 		return err
 	}
-	rows, err := b.db.QueryContext(r.Context(), `SELECT `+columnColumns+` FROM columns WHERE space_id = ? ORDER BY position, rowid`, spaceID)
+	cols, err := queryAll(r.Context(), b.db, "list columns", scanColumn,
+		`SELECT `+columnColumns+` FROM columns WHERE space_id = ? ORDER BY position, rowid`, spaceID)
 	if err != nil {
-		return fmt.Errorf("list columns: %w", err)
-	}
-	defer rows.Close()
-	cols := []Column{}
-	for rows.Next() {
-		c, err := scanColumn(rows)
-		if err != nil {
-			return fmt.Errorf("list columns: %w", err)
-		}
-		cols = append(cols, *c)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list columns: %w", err)
+		return err
 	}
 	return writeJSON(w, http.StatusOK, cols)
 }

@@ -40,24 +40,8 @@ func scanComment(s scanner) (*Comment, error) {
 
 // loadComments returns a card's comments that are not deleted, oldest first.
 func loadComments(ctx context.Context, q querier, cardID string) ([]Comment, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+commentColumns+` FROM comments WHERE card_id = ? AND NOT is_deleted
-		ORDER BY created_at, rowid`, cardID)
-	if err != nil {
-		return nil, fmt.Errorf("read comments: %w", err)
-	}
-	defer rows.Close()
-	out := []Comment{}
-	for rows.Next() {
-		c, err := scanComment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read comments: %w", err)
-		}
-		out = append(out, *c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read comments: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, q, "read comments", scanComment,
+		`SELECT `+commentColumns+` FROM comments WHERE card_id = ? AND NOT is_deleted ORDER BY created_at, rowid`, cardID)
 }
 
 func (b *Backend) listComments(w http.ResponseWriter, r *http.Request, u *User) error {

@@ -55,13 +55,6 @@ type SpaceSummary struct {
 	CreatedAt   string `json:"created_at"`
 }
 
-// querier is what both *sql.DB and *sql.Tx offer, so that read helpers work
-// inside and outside a transaction.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 // spaceRole returns the caller's role in a space and the space's owner: 404
 // when the space does not exist, 403 when the caller is not a member.
 func spaceRole(ctx context.Context, q querier, spaceID, userID string) (role, ownerID string, err error) {

@@ -30,23 +30,8 @@ func scanTask(s scanner) (*Task, error) {
 }
 
 func loadTasks(ctx context.Context, q querier, cardID string) ([]Task, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+taskColumns+` FROM tasks WHERE card_id = ? ORDER BY position, rowid`, cardID)
-	if err != nil {
-		return nil, fmt.Errorf("read tasks: %w", err)
-	}
-	defer rows.Close()
-	tasks := []Task{}
-	for rows.Next() {
-		t, err := scanTask(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read tasks: %w", err)
-		}
-		tasks = append(tasks, *t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read tasks: %w", err)
-	}
-	return tasks, nil
+	return queryAll(ctx, q, "read tasks", scanTask,
+		`SELECT `+taskColumns+` FROM tasks WHERE card_id = ? ORDER BY position, rowid`, cardID)
 }
 
 // touchCard bumps a card's updated_at when something on it changes.

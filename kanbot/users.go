@@ -52,8 +52,6 @@ type NewUser struct {
 
 const userColumns = `id, email, username, language, settings, is_active, is_admin, is_banned, banned_at, created_at`
 
-type scanner interface{ Scan(dest ...any) error }
-
 func scanUser(s scanner) (*User, error) {
 	var u User
 	var settings string
@@ -158,22 +156,10 @@ func (b *Backend) ListUsers(ctx context.Context, page, pageSize int) ([]User, in
 	if err := b.db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count users: %w", err)
 	}
-	rows, err := b.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`,
-		pageSize, (page-1)*pageSize)
+	users, err := queryAll(ctx, b.db, "list users", scanUser,
+		`SELECT `+userColumns+` FROM users ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`, pageSize, (page-1)*pageSize)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list users: %w", err)
-	}
-	defer rows.Close()
-	users := []User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, 0, fmt.Errorf("list users: %w", err)
-		}
-		users = append(users, *u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("list users: %w", err)
+		return nil, 0, err
 	}
 	return users, total, nil
 }
