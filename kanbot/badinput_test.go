@@ -98,6 +98,8 @@ func TestBadInput(t *testing.T) {
 		{"comment id not uuid", "PATCH", "/api/v1/cards/" + cardID + "/comments/c1", map[string]any{"content": "x"}, 404, "Comment not found"},
 		{"missing comment", "DELETE", "/api/v1/cards/" + cardID + "/comments/" + missing, nil, 404, "Comment not found"},
 		{"comment edit empty", "PATCH", "/api/v1/cards/" + cardID + "/comments/" + comment, map[string]any{"content": ""}, 422, "string_too_short"},
+		{"comment edit missing content", "PATCH", "/api/v1/cards/" + cardID + "/comments/" + comment, map[string]any{}, 422, "missing"},
+		{"comment edit too long", "PATCH", "/api/v1/cards/" + cardID + "/comments/" + comment, map[string]any{"content": long(10001)}, 422, "string_too_long"},
 		{"key name missing", "POST", "/api/v1/auth/api-keys", map[string]any{}, 422, "missing"},
 		{"key name too long", "POST", "/api/v1/auth/api-keys", map[string]any{"name": long(101)}, 422, "string_too_long"},
 		{"key id not uuid", "DELETE", "/api/v1/auth/api-keys/abc", nil, 404, "API key not found"},

@@ -56,14 +56,21 @@ func (b *Backend) listComments(w http.ResponseWriter, r *http.Request, u *User) 
 	return writeJSON(w, http.StatusOK, cs)
 }
 
-func (b *Backend) postComment(w http.ResponseWriter, r *http.Request, u *User) error {
-	ctx := r.Context()
+// readCommentContent reads the body of POST and PATCH: {"content": "…"},
+// required, 1 to maxComment characters.
+func readCommentContent(r *http.Request) (string, error) {
 	f, err := readBody(r)
 	if err != nil {
-		return err
+		return "", err
 	}
 	content, _ := f.str("content", true, 1, maxComment)
-	if err := f.err(); err != nil {
+	return content, f.err()
+}
+
+func (b *Backend) postComment(w http.ResponseWriter, r *http.Request, u *User) error {
+	ctx := r.Context()
+	content, err := readCommentContent(r)
+	if err != nil {
 		return err
 	}
 	tx, err := b.db.BeginTx(ctx, nil)
@@ -116,12 +123,8 @@ func commentRoute(ctx context.Context, tx *sql.Tx, r *http.Request, u *User) (*C
 
 func (b *Backend) patchComment(w http.ResponseWriter, r *http.Request, u *User) error {
 	ctx := r.Context()
-	f, err := readBody(r)
+	content, err := readCommentContent(r)
 	if err != nil {
-		return err
-	}
-	content, _ := f.str("content", true, 1, maxComment)
-	if err := f.err(); err != nil {
 		return err
 	}
 	tx, err := b.db.BeginTx(ctx, nil)
