@@ -16,6 +16,9 @@ const (
 	RoleGuest  = "guest"
 )
 
+// spaceTypes are the types a space may have.
+var spaceTypes = []string{"personal", "company", "agent"}
+
 // defaultColumns are created with every space, in this order.
 var defaultColumns = []struct{ name, category string }{
 	{"Inbox", "inbox"},
@@ -270,7 +273,7 @@ func (b *Backend) postSpace(w http.ResponseWriter, r *http.Request, u *User) err
 	}
 	var ns NewSpace
 	ns.Name, _ = f.str("name", true, 1, 200)
-	ns.Type, _ = f.enum("type", false, "personal", "company", "agent")
+	ns.Type, _ = f.enum("type", false, spaceTypes...)
 	ns.Settings, _ = f.object("settings")
 	if err := f.err(); err != nil {
 		return err
@@ -309,7 +312,7 @@ func (b *Backend) patchSpace(w http.ResponseWriter, r *http.Request, u *User) er
 		return err
 	}
 	name, hasName := f.str("name", false, 1, 200)
-	typ, hasType := f.enum("type", false, "personal", "company", "agent")
+	typ, hasType := f.enum("type", false, spaceTypes...)
 	settings, hasSettings := f.object("settings")
 	if err := f.err(); err != nil {
 		return err
