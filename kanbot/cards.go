@@ -148,7 +148,11 @@ func loadCards(ctx context.Context, q querier, where string, args ...any) ([]Car
 		if err := trows.Scan(&cardID, &t.ID, &t.Name, &t.Color); err != nil {
 			return nil, fmt.Errorf("read card tags: %w", err)
 		}
-		cards[index[cardID]].Tags = append(cards[index[cardID]].Tags, t)
+		// The three queries are separate reads: a card created between
+		// them is not in index and must not lend its tags to cards[0].
+		if i, ok := index[cardID]; ok {
+			cards[i].Tags = append(cards[i].Tags, t)
+		}
 	}
 	if err := trows.Err(); err != nil {
 		return nil, fmt.Errorf("read card tags: %w", err)
@@ -166,7 +170,9 @@ func loadCards(ctx context.Context, q querier, where string, args ...any) ([]Car
 		if err := arows.Scan(&cardID, &a.ID, &a.Username, &a.Email); err != nil {
 			return nil, fmt.Errorf("read card assignees: %w", err)
 		}
-		cards[index[cardID]].Assignees = append(cards[index[cardID]].Assignees, a)
+		if i, ok := index[cardID]; ok {
+			cards[i].Assignees = append(cards[i].Assignees, a)
+		}
 	}
 	if err := arows.Err(); err != nil {
 		return nil, fmt.Errorf("read card assignees: %w", err)
