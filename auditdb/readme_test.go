@@ -14,7 +14,8 @@ import (
 	"github.com/kanbot/kanbot-sidecar/auditdb"
 )
 
-// readmeSection returns the text of README.md's audit-schema section.
+// readmeSection returns the text of README.md's "Audit database" section,
+// up to the next second-level heading.
 func readmeSection(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "README.md"))
@@ -22,13 +23,13 @@ func readmeSection(t *testing.T) string {
 		t.Fatal(err)
 	}
 	s := string(b)
-	const marker = "<!-- section: audit-schema (owner: auditdb) -->"
-	i := strings.Index(s, marker)
+	const heading = "\n## Audit database\n"
+	i := strings.Index(s, heading)
 	if i < 0 {
-		t.Fatal("README.md has no audit-schema section")
+		t.Fatal("README.md has no \"## Audit database\" section")
 	}
-	s = s[i+len(marker):]
-	if j := strings.Index(s, "<!-- section:"); j >= 0 {
+	s = s[i+len(heading):]
+	if j := strings.Index(s, "\n## "); j >= 0 {
 		s = s[:j]
 	}
 	return s
