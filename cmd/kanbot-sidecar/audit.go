@@ -292,6 +292,9 @@ the sidecar home is always refused. Progress goes to stderr when it is a termina
 			if err != nil {
 				return err
 			}
+			if out == "-" {
+				out = "" // the usual spelling of stdout
+			}
 			if out != "" {
 				if err := checkExportTarget(cmd, e, out); err != nil {
 					return err
@@ -326,8 +329,16 @@ func checkExportTarget(cmd *cobra.Command, e *env, out string) error {
 	if err != nil {
 		return err
 	}
+	if fi, err := os.Lstat(out); err == nil && !fi.Mode().IsRegular() {
+		// --force replaces a file by renaming over it: never a device
+		// (/dev/null), a symlink (/dev/stdout) or a directory.
+		return fmt.Errorf("--out %s: not a regular file; export to a regular file, or leave --out out to write to stdout", out)
+	}
 	target := resolvePath(out)
 	db := resolvePath(auditPath)
+	if real, err := filepath.EvalSymlinks(auditPath); err == nil {
+		db = real // audit.path may itself be a symlink to the real file
+	}
 	if within(resolvePath(fc.home), target) ||
 		(filepath.Dir(target) == filepath.Dir(db) && strings.HasPrefix(filepath.Base(target), filepath.Base(db))) {
 		return fmt.Errorf("--out %s: refusing to write inside the sidecar home or over the audit database; export somewhere else", out)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,8 +212,56 @@ func TestAuditExportRefusesToClobber(t *testing.T) {
 			}
 		}
 	}
+	// Not a regular file: a device, a symlink, a directory; never replaced.
+	dir := t.TempDir()
+	link := filepath.Join(dir, "link.csv")
+	if err := os.Symlink(existing, link); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{fifo, link, dir} {
+		if code, _, stderr := runCLI(t, home, "audit", "export", "--format", "csv", "--out", target, "--force"); code != 1 || !strings.Contains(stderr, "not a regular file") {
+			t.Errorf("export --out %s --force = %d (%q), want 1: not a regular file", target, code, stderr)
+		}
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("fifo %s replaced: %v %v", fifo, fi, err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("symlink %s replaced: %v %v", link, fi, err)
+	}
+	// "-" means stdout.
+	if code, stdout, stderr := runCLI(t, home, "audit", "export", "--format", "jsonl", "--out", "-"); code != 0 || !strings.Contains(stdout, `"request_id"`) {
+		t.Errorf("export --out - = %d, stdout %q, stderr %q; want the export on stdout", code, stdout, stderr)
+	}
 	if dbAfter, _ := os.ReadFile(filepath.Join(home, "audit.db")); !bytes.Equal(dbBefore, dbAfter) {
 		t.Error("audit.db changed")
+	}
+}
+
+// When audit.path is a symlink, the file it points to is the audit DB:
+// export --force must not replace it either.
+func TestAuditExportRefusesSymlinkedAuditDB(t *testing.T) {
+	t.Parallel()
+	src := auditHome(t)
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.db")
+	if err := os.Rename(filepath.Join(src, "audit.db"), real); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	if err := os.Symlink(real, filepath.Join(home, "audit.db")); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(real)
+	if code, _, stderr := runCLI(t, home, "audit", "export", "--format", "csv", "--out", real, "--force"); code != 1 {
+		t.Errorf("export over the symlinked audit DB = %d (%q), want 1", code, stderr)
+	}
+	if after, _ := os.ReadFile(real); !bytes.Equal(before, after) {
+		t.Error("the real audit DB behind the symlink changed")
 	}
 }
 
