@@ -37,12 +37,14 @@ func (p *Proxy) forward(r *http.Request, st *reqState) *http.Response {
 	// 9. Write-ahead audit: the request event is durable before a byte goes
 	// upstream. WithoutCancel: an agent hanging up mid-write must not leave
 	// us unsure whether the row exists.
+	p.claimRequestID(st)
 	ev := p.event(st, auditdb.KindRequest)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), p.auditTimeout)
 	err := p.rec.Record(ctx, ev)
 	cancel()
 	if err != nil {
 		if !p.failOpen {
+			p.inflight.Delete(st.requestID) // no request row: nothing to pair
 			ref := &Refusal{Code: CodeAuditUnavailable, Status: http.StatusServiceUnavailable,
 				Message: "the audit log cannot be written; the request was not forwarded", Err: err}
 			return p.reject(r, st, ref)
@@ -247,6 +249,9 @@ func (p *Proxy) finish(st *reqState, status int, code, outcome string, bytesOut 
 		ctx, cancel := context.WithTimeout(context.Background(), p.auditTimeout)
 		err := p.rec.Record(ctx, ev)
 		cancel()
+		// Only now may another call reuse the id: its request row must
+		// come after this response row (see Proxy.inflight).
+		p.inflight.Delete(ev.RequestID)
 		if err != nil {
 			p.log.Error().Err(err).Str(logKeyRequestID, ev.RequestID).Msg("record response event")
 		}
@@ -422,5 +427,17 @@ func refusalResponse(r *http.Request, ref *Refusal, requestID string, forward bo
 		ContentLength: int64(len(body)),
 		Request:       r,
 		Close:         r.Method == http.MethodConnect,
+	}
+}
+
+// claimRequestID makes st's request id unique among calls in flight: an
+// agent that reuses its X-Request-Id while the first call is still open
+// gets a generated id for the second (returned in X-Request-Id as usual).
+func (p *Proxy) claimRequestID(st *reqState) {
+	for {
+		if _, dup := p.inflight.LoadOrStore(st.requestID, struct{}{}); !dup {
+			return
+		}
+		st.requestID = newRequestID(p.now())
 	}
 }

@@ -345,4 +345,48 @@ func TestClientAbortBeforeResponseIsAudited(t *testing.T) {
 	sc.AssertKeysAbsent(t)
 }
 
+// An agent that reuses its X-Request-Id while the first call is still open
+// gets a fresh id for the second call, so the calls view cannot pair one
+// call's request with the other's response. Once the first call is over,
+// the id may be used again.
+func TestReusedRequestIDInFlightGetsFreshID(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t)
+	sc := testutil.StartSidecar(t, testutil.SidecarConfig{Upstream: up.URL, Profiles: []testutil.ProfileSpec{{Name: "alice"}}})
+	c, err := net.Dial("tcp", sc.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, "GET /api/v1/slow HTTP/1.1\r\nHost: "+sc.Addr+"\r\nX-Kanbot-Profile: alice\r\nX-Request-Id: dup-1\r\n\r\n")
+	sc.WaitEvents(t, "dup-1", "request")
+
+	req := newRequest(t, sc, "GET", "/api/v1/spaces", nil)
+	req.Header.Set(proxy.HeaderProfile, "alice")
+	req.Header.Set(proxy.HeaderRequestID, "dup-1")
+	resp, body := sc.Do(t, nil, req)
+	second := resp.Header.Get(proxy.HeaderRequestID)
+	if resp.StatusCode != 200 || second == "dup-1" || second == "" {
+		t.Fatalf("second call with dup-1 in flight: %d, X-Request-Id %q (%s); want 200 and a fresh id", resp.StatusCode, second, body)
+	}
+	if got := up.requests(); got[len(got)-1].Header.Get(proxy.HeaderRequestID) != second {
+		t.Errorf("upstream saw X-Request-Id %q, want %q", got[len(got)-1].Header.Get(proxy.HeaderRequestID), second)
+	}
+	sc.WaitEvents(t, second, "request", "response")
+
+	c.Close() // end the first call
+	first := sc.WaitEvents(t, "dup-1", "request", "response")
+	if last := first[len(first)-1]; last.Outcome != "client_aborted" {
+		t.Errorf("first call's response outcome = %q, want client_aborted", last.Outcome)
+	}
+	// Sequential reuse is fine: the calls view pairs each request with the
+	// first later response.
+	req = newRequest(t, sc, "GET", "/api/v1/spaces", nil)
+	req.Header.Set(proxy.HeaderProfile, "alice")
+	req.Header.Set(proxy.HeaderRequestID, "dup-1")
+	if resp, _ := sc.Do(t, nil, req); resp.Header.Get(proxy.HeaderRequestID) != "dup-1" {
+		t.Errorf("reuse after the first call ended: X-Request-Id %q, want dup-1", resp.Header.Get(proxy.HeaderRequestID))
+	}
+	sc.AssertKeysAbsent(t)
+}
+
 var _ = url.Parse

@@ -126,6 +126,12 @@ type Proxy struct {
 	state    atomic.Pointer[state]
 	limiters *limiters
 	pending  tracker
+	// inflight holds the request ids of forwarded calls whose response
+	// event is not yet committed. The calls view pairs a request with the
+	// first later response of the same id, so two overlapping calls that
+	// share an agent-chosen id would swap outcomes; the second one gets a
+	// fresh id instead (see claimRequestID).
+	inflight sync.Map
 	reloadMu sync.Mutex
 	closed   atomic.Bool
 }
