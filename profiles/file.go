@@ -81,7 +81,7 @@ func parseStrict(data []byte) ([]Meta, error) {
 	dec.KnownFields(true)
 	var doc document
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("parse: %v", err)
+		return nil, fmt.Errorf("parse: %s", decodeError(err))
 	}
 	if err := checkSingleDocument(dec); err != nil {
 		return nil, err
@@ -89,7 +89,7 @@ func parseStrict(data []byte) ([]Meta, error) {
 	out := make([]Meta, 0, len(doc.Profiles))
 	for name, m := range doc.Profiles {
 		if m == nil {
-			return nil, fmt.Errorf("profile %q: empty entry", name)
+			return nil, fmt.Errorf("profile %s: empty entry", quoteName(name))
 		}
 		m.Name = name
 		out = append(out, *m)
@@ -112,7 +112,7 @@ func validateSorted(ps []Meta) ([]Meta, error) {
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
 	for i := range ps {
 		if err := ps[i].Validate(); err != nil {
-			return nil, fmt.Errorf("profile %q: %w", ps[i].Name, err)
+			return nil, fmt.Errorf("profile %s: %w", quoteName(ps[i].Name), err)
 		}
 	}
 	return ps, nil
@@ -125,10 +125,10 @@ func Marshal(ps []Meta) ([]byte, error) {
 	for i := range ps {
 		m := ps[i]
 		if err := m.Validate(); err != nil {
-			return nil, fmt.Errorf("profile %q: %w", m.Name, err)
+			return nil, fmt.Errorf("profile %s: %w", quoteName(m.Name), err)
 		}
 		if _, dup := doc.Profiles[m.Name]; dup {
-			return nil, fmt.Errorf("duplicate profile %q", m.Name)
+			return nil, fmt.Errorf("duplicate profile %s", quoteName(m.Name))
 		}
 		m.CreatedAt = m.CreatedAt.UTC()
 		m.RotatedAt = m.RotatedAt.UTC()

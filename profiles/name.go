@@ -31,10 +31,11 @@ func ValidName(name string) bool {
 }
 
 // CheckName returns nil for a valid name, else an error wrapping
-// ErrInvalidName that quotes the name and states the rule.
+// ErrInvalidName that quotes the name (only a prefix of an over-long one)
+// and states the rule.
 func CheckName(name string) error {
 	if ValidName(name) {
 		return nil
 	}
-	return fmt.Errorf("%w %q: must match ^[a-z0-9][a-z0-9_.-]{0,62}$", ErrInvalidName, name)
+	return fmt.Errorf("%w %s: must match ^[a-z0-9][a-z0-9_.-]{0,62}$", ErrInvalidName, quoteName(name))
 }

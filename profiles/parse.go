@@ -45,7 +45,7 @@ func parseFast(data []byte) (ps []Meta, ok bool, err error) {
 		Profiles yaml.Node `yaml:"profiles"`
 	}
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, true, fmt.Errorf("parse: %v", err)
+		return nil, true, fmt.Errorf("parse: %s", decodeError(err))
 	}
 	if err := checkSingleDocument(dec); err != nil {
 		return nil, true, err
@@ -67,7 +67,7 @@ func parseFast(data []byte) (ps []Meta, ok bool, err error) {
 		}
 		name := k.Value
 		if first, dup := lines[name]; dup {
-			return nil, true, fmt.Errorf("parse: line %d: duplicate profile %q (first defined at line %d)", k.Line, name, first)
+			return nil, true, fmt.Errorf("parse: line %d: duplicate profile %s (first defined at line %d)", k.Line, quoteName(name), first)
 		}
 		lines[name] = k.Line
 		switch {
@@ -89,16 +89,16 @@ func parseFast(data []byte) (ps []Meta, ok bool, err error) {
 		m := &ps[j]
 		j++
 		if v.Kind != yaml.MappingNode {
-			return nil, true, fmt.Errorf("profile %q: empty entry", k.Value)
+			return nil, true, fmt.Errorf("profile %s: empty entry", quoteName(k.Value))
 		}
 		for f := 0; f+1 < len(v.Content); f += 2 {
 			if key := v.Content[f]; !slices.Contains(metaFields, key.Value) {
-				return nil, true, fmt.Errorf("parse: line %d: profile %q: unknown field %q (known fields: %s)",
-					key.Line, k.Value, key.Value, strings.Join(metaFields, ", "))
+				return nil, true, fmt.Errorf("parse: line %d: profile %s: unknown field %s (known fields: %s)",
+					key.Line, quoteName(k.Value), quoteName(key.Value), strings.Join(metaFields, ", "))
 			}
 		}
 		if err := v.Decode(m); err != nil {
-			return nil, true, fmt.Errorf("parse: profile %q: %v", k.Value, err)
+			return nil, true, fmt.Errorf("parse: profile %s: %s", quoteName(k.Value), decodeError(err))
 		}
 		m.Name = k.Value // Meta's Name is yaml:"-"; set it again all the same
 	}

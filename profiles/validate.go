@@ -79,7 +79,7 @@ func CheckEmail(s string) error {
 	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Name != "" || a.Address != s || !strings.Contains(s, "@") {
-		return fmt.Errorf("email %q: want a bare address like alice@example.com", s)
+		return fmt.Errorf("email %s: want a bare address like alice@example.com", quoteValue(s))
 	}
 	return nil
 }
@@ -89,16 +89,16 @@ func CheckEmail(s string) error {
 func CheckUpstream(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("upstream %q: not a URL", s)
+		return fmt.Errorf("upstream %s: not a URL", quoteValue(s))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("upstream %q: scheme must be http or https", s)
+		return fmt.Errorf("upstream %s: scheme must be http or https", quoteValue(s))
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return fmt.Errorf("upstream %q: no host", s)
+		return fmt.Errorf("upstream %s: no host", quoteValue(s))
 	}
 	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") {
-		return fmt.Errorf("upstream %q: must not contain credentials, a query or a fragment", s)
+		return fmt.Errorf("upstream %s: must not contain credentials, a query or a fragment", quoteValue(s))
 	}
 	return nil
 }
@@ -110,7 +110,7 @@ func CheckMethod(s string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("method %q: want one of %s (upper case)", s, strings.Join(AllowedMethods, " "))
+	return fmt.Errorf("method %s: want one of %s (upper case)", quoteValue(s), strings.Join(AllowedMethods, " "))
 }
 
 // CheckPathPrefix accepts a normalised absolute path prefix ("/api/v1/"):
@@ -118,7 +118,7 @@ func CheckMethod(s string) error {
 // segment or dot segment, so that prefix matching after the proxy's path
 // normalisation means what it says.
 func CheckPathPrefix(p string) error {
-	bad := func(why string) error { return fmt.Errorf("allow path %q: %s", p, why) }
+	bad := func(why string) error { return fmt.Errorf("allow path %s: %s", quoteValue(p), why) }
 	if !strings.HasPrefix(p, "/") {
 		return bad("must start with /")
 	}
@@ -165,7 +165,7 @@ func CheckKey(key []byte) error {
 func checkFingerprint(fp string) error {
 	if len(fp) != fingerprintLen || !strings.HasPrefix(fp, "sha256:") ||
 		strings.Trim(fp[len("sha256:"):], "0123456789abcdef") != "" {
-		return fmt.Errorf("key_fingerprint %q: want sha256: and 12 lower-case hex digits", fp)
+		return fmt.Errorf("key_fingerprint %s: want sha256: and 12 lower-case hex digits", quoteValue(fp))
 	}
 	return nil
 }
