@@ -26,7 +26,10 @@ type adminEvent struct {
 // admin event with Code = Action and "who" = the OS user in its detail, and
 // closes it. A running server appending at the same time is fine: every
 // transaction takes the write lock and reads the chain tail inside it.
-func recordAdmin(ctx context.Context, fc fileConfig, ev adminEvent) error {
+// created reports that the database had to be created (it was missing or
+// had no audit schema), which the caller must tell the operator: a chain
+// that restarts at seq 1 cannot vouch for what came before.
+func recordAdmin(ctx context.Context, fc fileConfig, ev adminEvent) (created bool, err error) {
 	detail := make(map[string]any, len(ev.Detail)+1)
 	for k, v := range ev.Detail {
 		detail[k] = v
@@ -34,7 +37,7 @@ func recordAdmin(ctx context.Context, fc fileConfig, ev adminEvent) error {
 	detail["who"] = osUser()
 	d, err := json.Marshal(detail)
 	if err != nil {
-		return fmt.Errorf("admin event detail: %w", err)
+		return false, fmt.Errorf("admin event detail: %w", err)
 	}
 	db, err := auditdb.Open(ctx, auditdb.Config{
 		Path:        fc.auditPath(),
@@ -42,8 +45,9 @@ func recordAdmin(ctx context.Context, fc fileConfig, ev adminEvent) error {
 		RedactQuery: fc.Audit.RedactQuery,
 	})
 	if err != nil {
-		return err
+		return false, err
 	}
+	created = db.Created()
 	err = db.Record(ctx, auditdb.Event{
 		Kind:           auditdb.KindAdmin,
 		Code:           ev.Action,
@@ -54,7 +58,7 @@ func recordAdmin(ctx context.Context, fc fileConfig, ev adminEvent) error {
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return created, err
 }
 
 // osUser names the operator for admin events: the login name, or the

@@ -346,9 +346,14 @@ func TestRecordAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := adminEvent{Action: "profile_added", Profile: "alice", KeyFingerprint: "sha256:0123456789ab", Detail: map[string]any{"email": "a@example.com"}}
+	const dbExisted = false // a fresh home: the first call creates the DB
 	for i := 0; i < 2; i++ {
-		if err := recordAdmin(context.Background(), fc, ev); err != nil {
+		created, err := recordAdmin(context.Background(), fc, ev)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if want := i == 0 && !dbExisted; created != want {
+			t.Errorf("recordAdmin #%d created = %v, want %v", i, created, want)
 		}
 	}
 	db, err := auditdb.OpenReadOnly(context.Background(), fc.auditPath())

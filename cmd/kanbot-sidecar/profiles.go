@@ -393,7 +393,11 @@ func readKey(e *env, keyFile, name string) ([]byte, error) {
 // as a warning on stderr and the command still succeeds: returning an error
 // would tell the operator the change failed when it did not.
 func warnAdmin(ctx context.Context, e *env, fc fileConfig, what string, ev adminEvent) {
-	if err := recordAdmin(ctx, fc, ev); err != nil {
+	created, err := recordAdmin(ctx, fc, ev)
+	if created {
+		fmt.Fprintf(e.stderr, "kanbot-sidecar: warning: the audit database %s was missing or had no audit schema; a new one was created and its chain starts at seq 1\n", fc.auditPath())
+	}
+	if err != nil {
 		fmt.Fprintf(e.stderr, "kanbot-sidecar: warning: profile %s %s, but recording the admin audit event failed: %v\n", ev.Profile, what, err)
 	}
 }

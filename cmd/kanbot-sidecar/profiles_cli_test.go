@@ -454,3 +454,24 @@ func TestCLIConcurrentAdds(t *testing.T) {
 		t.Errorf("after %d concurrent adds: %d profiles (%v)", n, snap.Len(), snap.Names())
 	}
 }
+
+// A profile command that finds the audit DB gone says so: it has to create a
+// new one, and the operator must learn that the old trail is missing.
+func TestCLIWarnsWhenAuditDBWasMissing(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.ok("", "init")
+	if _, errOut, code := c.run(keyAlice+"\n", "profiles", "add", "alice", "--email", "alice@example.com"); code != 0 || strings.Contains(errOut, "was missing") {
+		t.Fatalf("add with the DB present: exit %d, stderr %q", code, errOut)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(c.home, "audit.db"+suffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	_, errOut, code := c.run(keyBob+"\n", "profiles", "add", "bob", "--email", "bob@example.com")
+	if code != 0 || !strings.Contains(errOut, "was missing") {
+		t.Errorf("add after the audit DB was deleted: exit %d, stderr %q; want 0 and a warning", code, errOut)
+	}
+	c.assertNoKeys(keyAlice, keyBob)
+}
