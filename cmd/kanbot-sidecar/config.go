@@ -255,7 +255,7 @@ func checkInjectHeader(name string) error {
 	}
 	for _, r := range reservedHeaders {
 		if strings.EqualFold(norm, r) {
-			return fmt.Errorf("inject_header %q: reserved (the sidecar strips or sets %s itself); use a header your backend reads the key from, such as X-API-Key", name, r)
+			return fmt.Errorf("inject_header %q: reserved (%s already means something to the sidecar, to HTTP framing, to proxies or to browsers); use a header your backend reads the key from, such as X-API-Key", name, r)
 		}
 	}
 	return nil

@@ -217,7 +217,11 @@ func runServe(ctx context.Context, cmd *cobra.Command, e *env) (err error) {
 			}
 		}
 	})
-	ev := log.Info().Str("listen", l.Addr().String()).Str("upstream", fc.Upstream).Int("profiles", snap.Len())
+	listenAddr := l.Addr().String() // the bound port when listen asked for :0
+	if strings.HasPrefix(fc.Listen, "unix:") {
+		listenAddr = fc.Listen // the socket was bound under a temporary name, then renamed
+	}
+	ev := log.Info().Str("listen", listenAddr).Str("upstream", fc.Upstream).Int("profiles", snap.Len())
 	if al != nil {
 		ev = ev.Str("admin_listen", al.Addr().String())
 	}
