@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"net"
 	"net/url"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -220,6 +222,14 @@ func checkUpstreamURL(s string) error {
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("%q: must not contain credentials, a query or a fragment", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port must be 1-65535", s)
+		}
+	}
+	if u.Path != "" && u.Path != "/" && (path.Clean(u.Path) != strings.TrimSuffix(u.Path, "/") || strings.ContainsAny(u.Path, " \t\r\n")) {
+		return fmt.Errorf("%q: the path must be clean (no ., .. or empty segments, no spaces)", s)
 	}
 	return nil
 }
