@@ -137,33 +137,81 @@ func optInt(v int64) *int64 {
 }
 
 // redactQuery replaces the values of the configured parameters with
-// REDACTED, keeping the rest of the raw query as it was (order, escaping).
-// Keys are compared unescaped and case-insensitively, so "%74oken" and
-// "TOKEN" are caught too.
+// REDACTED, keeping the rest of the raw query as it was (order, escaping,
+// separators).
+//
+// Servers disagree on how a query splits into names, so a name is matched
+// the way the most lenient of them would read it: both '&' and ';'
+// separate parameters; a name is compared after %- and '+'-decoding, with
+// surrounding spaces trimmed and a trailing "[]" or "[index]" removed, and
+// case-insensitively. So "%74oken", "TOKEN", "key+", "password[]" and
+// "secret[0]" all match. It fails closed: the value of a parameter whose
+// name cannot be decoded, or is empty (as in "secret;=v", which a server
+// may read as the name "secret;"), is redacted too.
 func (db *DB) redactQuery(q string) string {
 	if q == "" || len(db.redact) == 0 {
 		return q
 	}
-	parts := strings.Split(q, "&")
-	changed := false
-	for i, p := range parts {
-		k, _, hasValue := strings.Cut(p, "=")
-		if !hasValue {
+	var b *strings.Builder // nil until something is redacted
+	start := 0             // start of the current parameter in q
+	for i := 0; i <= len(q); i++ {
+		if i < len(q) && q[i] != '&' && q[i] != ';' {
 			continue
 		}
-		key := k
-		if uk, err := url.QueryUnescape(k); err == nil {
-			key = uk
+		param := q[start:i]
+		k, _, hasValue := strings.Cut(param, "=")
+		if hasValue && db.redactName(k) {
+			if b == nil {
+				b = new(strings.Builder)
+				b.Grow(len(q) + len(Redacted))
+				b.WriteString(q[:start])
+			}
+			b.WriteString(k)
+			b.WriteString("=")
+			b.WriteString(Redacted)
+		} else if b != nil {
+			b.WriteString(param)
 		}
-		if db.redact[strings.ToLower(key)] {
-			parts[i] = k + "=" + Redacted
-			changed = true
+		if b != nil && i < len(q) {
+			b.WriteByte(q[i])
 		}
+		start = i + 1
 	}
-	if !changed {
+	if b == nil {
 		return q
 	}
-	return strings.Join(parts, "&")
+	return b.String()
+}
+
+// redactName reports whether the value of the parameter with raw name k
+// is to be redacted (see redactQuery).
+func (db *DB) redactName(k string) bool {
+	name, err := url.QueryUnescape(k)
+	if err != nil {
+		return true
+	}
+	name = strings.TrimSpace(name)
+	if strings.HasSuffix(name, "]") {
+		if j := strings.IndexByte(name, '['); j >= 0 {
+			name = strings.TrimSpace(name[:j])
+		}
+	}
+	if name == "" {
+		return true
+	}
+	if db.redact[strings.ToLower(name)] {
+		return true
+	}
+	// A name that decodes to something holding a separator ("secret%3Bx")
+	// is read by some servers as several names.
+	if strings.ContainsAny(name, "&;") {
+		for _, part := range strings.FieldsFunc(name, func(r rune) bool { return r == '&' || r == ';' }) {
+			if db.redactName(url.QueryEscape(part)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writer is the only goroutine that appends through conn. It takes every
