@@ -105,7 +105,8 @@ func printInit(w io.Writer, r initResult) error {
   config    %s (%s)
   audit db  %s
 Back up identity.txt: without it the keys in vault/ cannot be decrypted.
-Next: printf '%%s\n' "$KEY" | kanbot-sidecar profiles add NAME --email EMAIL --home %s
+Next: kanbot-sidecar profiles add NAME --email EMAIL --home %s
+      (the key is prompted for without echo, or piped straight from where it is stored, or --key-file)
 `, r.Home, r.Identity, r.Recipient, prot, r.Profiles, r.Vault, r.Config, cfg, r.AuditDB, shellQuote(r.Home))
 	return err
 }
