@@ -158,6 +158,11 @@ func (fc *fileConfig) validate() error {
 	if err := checkInjectHeader(fc.InjectHeader); err != nil {
 		return err
 	}
+	for _, h := range fc.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "*?/@ ") || (strings.Contains(h, ":") && net.ParseIP(h) == nil) {
+			return fmt.Errorf("allowed_hosts %q: want a plain host name or address (no wildcards, ports, paths or credentials)", h)
+		}
+	}
 	if fc.UpstreamTimeout <= 0 {
 		return fmt.Errorf("upstream_timeout %v: must be positive", fc.UpstreamTimeout)
 	}

@@ -95,6 +95,8 @@ func TestLoadConfigRejectsBadInput(t *testing.T) {
 		{"zero rate", "rate_limit:\n  rate: 0\n", "rate_limit"},
 		{"bad timeout", "upstream_timeout: soon\n", "upstream_timeout"},
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
+		{"allowed host wildcard", "allowed_hosts: [\"*\"]\n", "allowed_hosts"},
+		{"allowed host with port", "allowed_hosts: [\"sidecar.internal:8787\"]\n", "allowed_hosts"},
 		{"empty inject header", "inject_header: \"\"\n", "inject_header"},
 		{"inject header Host", "inject_header: Host\n", "reserved"},
 		{"inject header framing", "inject_header: content-length\n", "reserved"},

@@ -371,6 +371,7 @@ func guardAdmin(h http.Handler, allowedHosts []string) http.Handler {
 		if hn, _, err := net.SplitHostPort(host); err == nil {
 			host = hn
 		}
+		host = strings.TrimSuffix(host, ".") // "localhost." is localhost, as in the proxy
 		ok := proxy.IsLoopbackHost(host)
 		for _, a := range allowedHosts {
 			ok = ok || strings.EqualFold(a, host)

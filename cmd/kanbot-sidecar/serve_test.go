@@ -130,6 +130,7 @@ func TestGuardAdmin(t *testing.T) {
 	}{
 		{"loopback ip", "127.0.0.1:8788", [2]string{}, 200},
 		{"localhost", "localhost:8788", [2]string{}, 200},
+		{"localhost with root dot", "localhost.:8788", [2]string{}, 200},
 		{"ipv6 loopback", "[::1]:8788", [2]string{}, 200},
 		{"allowed host", "sidecar.internal:8788", [2]string{}, 200},
 		{"rebinding name", "evil.example:8788", [2]string{}, 403},
