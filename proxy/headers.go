@@ -163,7 +163,7 @@ func scrubResponseHeader(h http.Header, key string) {
 			continue
 		}
 		for _, v := range vs {
-			if strings.Contains(v, key) {
+			if containsFold(v, key) {
 				h[k] = withoutKey(vs, key)
 				if len(h[k]) == 0 {
 					delete(h, k)
@@ -177,7 +177,7 @@ func scrubResponseHeader(h http.Header, key string) {
 func withoutKey(vs []string, key string) []string {
 	out := make([]string, 0, len(vs))
 	for _, v := range vs {
-		if !strings.Contains(v, key) {
+		if !containsFold(v, key) {
 			out = append(out, v)
 		}
 	}
@@ -187,6 +187,17 @@ func withoutKey(vs []string, key string) []string {
 func isHopByHopName(k string) bool {
 	for _, h := range hopByHop {
 		if sameHeaderName(k, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether v contains key in any letter case: an
+// upstream that echoes the key lower- or upper-cased still leaks most of it.
+func containsFold(v, key string) bool {
+	for i := 0; i+len(key) <= len(v); i++ {
+		if strings.EqualFold(v[i:i+len(key)], key) {
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,6 +80,8 @@ func (u *upstream) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Echo", k)
 		w.Header().Add("X-Debug", "seen key="+k)
 		w.Header().Add("X-Debug", "harmless")
+		w.Header().Set("X-Echo-Lower", "token="+strings.ToLower(k))
+		w.Header().Set("X-Echo-Upper", strings.ToUpper(k)+";x")
 		w.Header().Set("X-Kanbot-Sidecar-Error", "forged")
 	case "/api/v1/redirect-away":
 		http.Redirect(w, r, "http://elsewhere.invalid/steal?x=1", http.StatusFound)

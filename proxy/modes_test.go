@@ -260,6 +260,11 @@ func TestStreamingRedirectsAndEcho(t *testing.T) {
 		if resp.Header.Get("X-Echo") != "" {
 			t.Error("X-Echo not removed")
 		}
+		for _, h := range []string{"X-Echo-Lower", "X-Echo-Upper"} {
+			if resp.Header.Get(h) != "" {
+				t.Errorf("%s (the key in another letter case) not removed", h)
+			}
+		}
 		if got := resp.Header.Values("X-Debug"); len(got) != 1 || got[0] != "harmless" {
 			t.Errorf("X-Debug = %q, want only the harmless value", got)
 		}
