@@ -122,7 +122,7 @@ the configured upstream. Exit status 0 only if no check failed.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")
 	cmd.Flags().StringVar(&backend, "backend", "", "backend base URL (default: the configured upstream)")
-	cmd.Flags().StringVar(&sidecar, "sidecar", "", "sidecar base URL (default: from the configured listen address)")
+	cmd.Flags().StringVar(&sidecar, "sidecar", "", "sidecar base URL, or unix:/path.sock (default: from the configured listen address)")
 	cmd.Flags().StringVar(&tokenFile, "client-token-file", "", "file holding a client token, sent as "+proxy.HeaderClientToken+" (needed when clients are configured in config.yaml)")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up after this long")
 	return cmd
@@ -175,6 +175,10 @@ func readClientToken(path string) (string, error) {
 func newVerifier(home string, fc fileConfig, sidecar, backend string) (*verifier, error) {
 	v := &verifier{home: home, auditPath: fc.auditPath()}
 	var dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	if strings.HasPrefix(sidecar, "unix:") {
+		// --sidecar takes the same unix:/path form as listen.
+		fc.Listen, sidecar = sidecar, ""
+	}
 	if sidecar == "" {
 		if sock, ok := strings.CutPrefix(fc.Listen, "unix:"); ok {
 			var d net.Dialer

@@ -166,3 +166,22 @@ func writeTemp(t *testing.T, content string) string {
 	}
 	return p
 }
+
+// --sidecar accepts the unix:/path form that listen uses.
+func TestVerifySidecarUnixFlag(t *testing.T) {
+	t.Parallel()
+	fc, err := loadConfig(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := newVerifier(t.TempDir(), fc, "unix:/run/kanbot-sidecar.sock", "")
+	if err != nil {
+		t.Fatalf("newVerifier(--sidecar unix:…) = %v", err)
+	}
+	if v.sidecar != "http://localhost" {
+		t.Errorf("sidecar base = %q, want http://localhost (dialled over the socket)", v.sidecar)
+	}
+	if _, err := newVerifier(t.TempDir(), fc, "ftp://x", ""); err == nil {
+		t.Error("newVerifier(--sidecar ftp://x) accepted")
+	}
+}
