@@ -19,7 +19,6 @@ func TestNormalizePath(t *testing.T) {
 		"/api/v1/cards/a%20b":      "/api/v1/cards/a b",
 		"/api/v1/%61bc":            "/api/v1/abc",
 		"/api/v1/x%3Fy":            "/api/v1/x?y",
-		"/api/v1/caf%C3%A9":        "/api/v1/café",
 		"/api/v1/a.b/c..d/.e/f.":   "/api/v1/a.b/c..d/.e/f.",
 		"/api/v1/spaces:search@x~": "/api/v1/spaces:search@x~",
 	}
@@ -36,6 +35,13 @@ func TestNormalizePath(t *testing.T) {
 		"//api/v1/x", "/api//v1", "/api/v1/%00", "/api/v1/%0a", "/api/v1/%7f", "/api/v1/%", "/api/v1/%2",
 		"/api/v1/%zz", "/api/v1/a b", "/api/v1/\x00", "/api/v1/é", "/api/v1/a#b", "/api/v1/a\"b",
 		"/" + strings.Repeat("a", maxPathLen),
+		// ';' anywhere: Tomcat-style servers resolve "..;" to the parent.
+		"/api/v1/cards/..;/spaces", "/api/v1/cards/..;x/spaces", "/api/v1/spaces;jsessionid=x", "/api/v1/;/x",
+		"/api/v1/cards/..%3b/spaces", "/api/v1/a%3Bb",
+		// Encoded bytes outside ASCII: overlong UTF-8 dots and slashes,
+		// fullwidth dot, and (Kanbot routes being ASCII) valid UTF-8 too.
+		"/api/v1/%c0%ae%c0%ae/admin", "/api/v1/%C0%AE/x", "/api/v1/%c0%af", "/api/v1/%e0%80%ae",
+		"/api/v1/%ef%bc%8e%ef%bc%8e/admin", "/api/v1/%80", "/api/v1/%ff", "/api/v1/caf%C3%A9",
 	}
 	for _, in := range bad {
 		if got, err := normalizePath(in); err == nil {
@@ -85,7 +91,7 @@ func TestPathAllowedKeyManagement(t *testing.T) {
 // or empty segment and no encoded separator once decoded, and decoding it
 // again changes nothing structural (no double-decoding surprise).
 func FuzzNormalizePath(f *testing.F) {
-	for _, s := range []string{"/api/v1/spaces", "/api/v1/%2e%2e/x", "/api/v1/a%20b", "//x", "/a/./b", "/%252f", "/api/v1/caf%C3%A9/"} {
+	for _, s := range []string{"/api/v1/spaces", "/api/v1/%2e%2e/x", "/api/v1/a%20b", "//x", "/a/./b", "/%252f", "/api/v1/caf%C3%A9/", "/api/v1/..;/x", "/api/v1/%c0%ae"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
@@ -107,6 +113,11 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 		if strings.Contains(out, "%") {
 			t.Fatalf("normalizePath(%q) = %q: a %% survived decoding", in, out)
+		}
+		for i := 0; i < len(out); i++ {
+			if out[i] == ';' || out[i] >= 0x80 {
+				t.Fatalf("normalizePath(%q) = %q: byte %#x at %d (';' and non-ASCII are refused)", in, out, out[i], i)
+			}
 		}
 		// What Go's URL parser makes of it agrees with us.
 		u, err := url.Parse(in)

@@ -16,6 +16,8 @@ var (
 	errPathBadEscape      = errors.New("path has a malformed %-escape")
 	errPathBadByte        = errors.New("path has a byte that must be escaped")
 	errPathTooLong        = errors.New("path is too long")
+	errPathSemicolon      = errors.New("path has a ; (raw or encoded)")
+	errPathNonASCII       = errors.New("path has an encoded byte outside ASCII")
 )
 
 // maxPathLen bounds the escaped path; the backend's longest route is far
@@ -30,9 +32,15 @@ const maxPathLen = 2048
 // accepted are those whose decoded form has the same segments as the
 // escaped form: no "." or ".." segment, no empty segment ("//"), no
 // backslash, and no %-escape of '/', '\', '.', '%' or a control character
-// (so no %2f, %5c, %2e, %252e double encoding, %00). Other escapes (%20,
-// UTF-8) are decoded. The decoded path is what allow_paths is matched
-// against.
+// (so no %2f, %5c, %2e, %252e double encoding, %00). It also refuses a
+// ';', raw or encoded: servers such as Tomcat read "/a/..;/b" as a path
+// parameter on a ".." segment and resolve it to the parent, and Kanbot's
+// routes never use one. And it refuses an escape that decodes to a byte
+// outside ASCII: Kanbot's routes are ASCII (UUIDs and words), while a
+// server that decodes overlong UTF-8 (%c0%ae) or normalises Unicode
+// (fullwidth dot %ef%bc%8e) can turn such bytes into '.' or '/'. Other
+// escapes (%20, %3F) are decoded. The decoded path is what allow_paths is
+// matched against.
 func normalizePath(escaped string) (string, error) {
 	if len(escaped) > maxPathLen {
 		return "", errPathTooLong
@@ -60,6 +68,8 @@ func normalizePath(escaped string) (string, error) {
 		switch {
 		case c == '\\':
 			return "", errPathBackslash
+		case c == ';':
+			return "", errPathSemicolon
 		case c == '%':
 			if i+2 >= len(escaped) || !isHex(escaped[i+1]) || !isHex(escaped[i+2]) {
 				return "", errPathBadEscape
@@ -67,6 +77,12 @@ func normalizePath(escaped string) (string, error) {
 			d := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
 			if d == '/' || d == '\\' || d == '.' || d == '%' || d < 0x20 || d == 0x7f {
 				return "", errPathEncodedSpecial
+			}
+			if d == ';' {
+				return "", errPathSemicolon
+			}
+			if d >= 0x80 {
+				return "", errPathNonASCII
 			}
 			hasEscape = true
 			i += 2
