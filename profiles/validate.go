@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/mail"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/kanbot/kanbot-sidecar/vault"
@@ -84,8 +85,10 @@ func CheckEmail(s string) error {
 	return nil
 }
 
-// CheckUpstream accepts an absolute http or https URL with a host and no
-// credentials, query or fragment: the Kanbot base URL of a profile.
+// CheckUpstream accepts an absolute http or https URL with a host, a port
+// (if any) from 1 to 65535, a clean path (see checkUpstreamPath) and no
+// credentials, query, fragment, space or control character: the Kanbot base
+// URL of a profile.
 func CheckUpstream(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -99,6 +102,54 @@ func CheckUpstream(s string) error {
 	}
 	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") {
 		return fmt.Errorf("upstream %s: must not contain credentials, a query or a fragment", quoteValue(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return fmt.Errorf("upstream %s: must be printable ASCII without spaces or backslashes", quoteValue(s))
+		}
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("upstream %s: empty port", quoteValue(s))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("upstream %s: port must be between 1 and 65535", quoteValue(s))
+		}
+	}
+	if err := checkUpstreamPath(u); err != nil {
+		return fmt.Errorf("upstream %s: %v", quoteValue(s), err)
+	}
+	return nil
+}
+
+// checkUpstreamPath accepts an upstream's base path if it is empty, "/" or
+// a clean absolute path: no empty, "." or ".." segment, decoded or not, so
+// that what the proxy joins a request path onto is what the profile says.
+func checkUpstreamPath(u *url.URL) error {
+	for _, p := range []string{u.Path, u.EscapedPath()} {
+		if p == "" || p == "/" {
+			continue
+		}
+		if p[0] != '/' {
+			return errors.New("path must start with /")
+		}
+		segs := strings.Split(strings.TrimSuffix(p[1:], "/"), "/")
+		for _, seg := range segs {
+			switch seg {
+			case "":
+				return errors.New("path must not contain an empty segment (//)")
+			case ".", "..":
+				return errors.New("path must not contain . or .. segments")
+			}
+		}
+		for i := 0; i < len(p); i++ {
+			if c := p[i]; c <= ' ' || c >= 0x7f {
+				return errors.New("path must be printable ASCII without spaces, even %-encoded")
+			}
+		}
+		if strings.ContainsAny(p, "\\;") {
+			return errors.New(`path must not contain \ or ;`)
+		}
 	}
 	return nil
 }
