@@ -307,11 +307,7 @@ func TestClientAbortIsAudited(t *testing.T) {
 	t.Parallel()
 	up := startUpstream(t)
 	sc := testutil.StartSidecar(t, testutil.SidecarConfig{Upstream: up.URL, Profiles: []testutil.ProfileSpec{{Name: "alice"}}})
-	c, err := net.Dial("tcp", sc.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.WriteString(c, "GET /api/v1/sse HTTP/1.1\r\nHost: "+sc.Addr+"\r\nX-Kanbot-Profile: alice\r\nX-Request-Id: abort-1\r\n\r\n")
+	c := openCall(t, sc, "/api/v1/sse", "abort-1")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -333,11 +329,7 @@ func TestClientAbortBeforeResponseIsAudited(t *testing.T) {
 	t.Parallel()
 	up := startUpstream(t)
 	sc := testutil.StartSidecar(t, testutil.SidecarConfig{Upstream: up.URL, Profiles: []testutil.ProfileSpec{{Name: "alice"}}})
-	c, err := net.Dial("tcp", sc.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.WriteString(c, "GET /api/v1/slow HTTP/1.1\r\nHost: "+sc.Addr+"\r\nX-Kanbot-Profile: alice\r\nX-Request-Id: abort-early\r\n\r\n")
+	c := openCall(t, sc, "/api/v1/slow", "abort-early")
 	// Hang up once the request event is committed, i.e. once the request
 	// is on its way upstream.
 	sc.WaitEvents(t, "abort-early", "request")
@@ -358,11 +350,7 @@ func TestReusedRequestIDInFlightGetsFreshID(t *testing.T) {
 	t.Parallel()
 	up := startUpstream(t)
 	sc := testutil.StartSidecar(t, testutil.SidecarConfig{Upstream: up.URL, Profiles: []testutil.ProfileSpec{{Name: "alice"}}})
-	c, err := net.Dial("tcp", sc.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.WriteString(c, "GET /api/v1/slow HTTP/1.1\r\nHost: "+sc.Addr+"\r\nX-Kanbot-Profile: alice\r\nX-Request-Id: dup-1\r\n\r\n")
+	c := openCall(t, sc, "/api/v1/slow", "dup-1")
 	sc.WaitEvents(t, "dup-1", "request")
 
 	req := newRequest(t, sc, "GET", "/api/v1/spaces", nil)
@@ -392,6 +380,19 @@ func TestReusedRequestIDInFlightGetsFreshID(t *testing.T) {
 		t.Errorf("reuse after the first call ended: X-Request-Id %q, want dup-1", resp.Header.Get(proxy.HeaderRequestID))
 	}
 	sc.AssertKeysAbsent(t)
+}
+
+// openCall sends GET path as alice with the given request id over a raw
+// connection and returns it unread, so a test can hang up at will.
+func openCall(t *testing.T, sc *testutil.Sidecar, path, requestID string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", sc.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_, _ = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: "+sc.Addr+"\r\nX-Kanbot-Profile: alice\r\nX-Request-Id: "+requestID+"\r\n\r\n")
+	return c
 }
 
 var _ = url.Parse
