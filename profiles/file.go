@@ -108,9 +108,19 @@ func checkSingleDocument(dec *yaml.Decoder) error {
 
 // validateSorted sorts ps by name and validates each entry, reporting the
 // first invalid one by name so the error does not depend on map order.
+//
+// An empty allow_paths or allow_methods list (`allow_paths: []`) means the
+// same as none, the defaults, and becomes nil, so that parsing what Marshal
+// wrote gives back the same profiles.
 func validateSorted(ps []Meta) ([]Meta, error) {
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
 	for i := range ps {
+		if len(ps[i].AllowPaths) == 0 {
+			ps[i].AllowPaths = nil
+		}
+		if len(ps[i].AllowMethods) == 0 {
+			ps[i].AllowMethods = nil
+		}
 		if err := ps[i].Validate(); err != nil {
 			return nil, fmt.Errorf("profile %s: %w", quoteName(ps[i].Name), err)
 		}
