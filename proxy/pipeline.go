@@ -134,7 +134,7 @@ func (p *Proxy) scanHeaders(h http.Header, hs *headerScan) {
 			hs.requestIDKeys++
 			hs.requestIDs = vs
 		case hdrOther:
-			if isBrowserHeader(k) {
+			if IsBrowserHeader(k) {
 				hs.browser = true
 			}
 			if k == "Content-Length" {
@@ -146,7 +146,7 @@ func (p *Proxy) scanHeaders(h http.Header, hs *headerScan) {
 	}
 }
 
-// isBrowserHeader reports Origin and Sec-Fetch-* (and their look-alikes):
+// IsBrowserHeader reports Origin and Sec-Fetch-* (and their look-alikes):
 // only browsers send them, and a browser must never reach the sidecar
 // (DNS rebinding, CSRF against a localhost service).
 //
@@ -155,7 +155,7 @@ func (p *Proxy) scanHeaders(h http.Header, hs *headerScan) {
 // to drop it, so refusing it would lock out every Node agent. Browsers that
 // send fetch metadata always send Sec-Fetch-Site and Sec-Fetch-Dest with it,
 // and those are still refused.
-func isBrowserHeader(k string) bool {
+func IsBrowserHeader(k string) bool {
 	if len(k) == len("Origin") && sameHeaderName(k, "Origin") {
 		return true
 	}
@@ -389,9 +389,16 @@ func methodAllowed(m string, allowed []string) bool {
 	return false
 }
 
-// hostAllowed implements step 1: loopback names and addresses, and the
-// configured allowed_hosts; the port is ignored.
+// hostAllowed implements step 1 with the configured allowed_hosts.
 func (p *Proxy) hostAllowed(hostport string) bool {
+	return HostAllowed(hostport, p.allowedHosts)
+}
+
+// HostAllowed is the DNS-rebinding guard (DESIGN.md step 1): hostport, a
+// Host header value, names a loopback name or address (a trailing root dot
+// and IPv6 brackets allowed) or one of allowed (case-insensitively). The
+// admin listener uses it too.
+func HostAllowed(hostport string, allowed []string) bool {
 	if hostport == "" {
 		return false
 	}
@@ -408,7 +415,7 @@ func (p *Proxy) hostAllowed(hostport string) bool {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return true
 	}
-	for _, a := range p.allowedHosts {
+	for _, a := range allowed {
 		if strings.EqualFold(host, a) {
 			return true
 		}

@@ -363,20 +363,16 @@ func adminHandler(p *proxy.Proxy, db *auditdb.DB, reg *prometheus.Registry) http
 }
 
 // guardAdmin applies the proxy's browser and DNS-rebinding guards (DESIGN.md
-// steps 1-2) to the admin listener: /metrics names every profile, so a web
-// page that rebinds a name to 127.0.0.1 must not be able to read it.
+// steps 1-2, the same proxy functions) to the admin listener: /metrics names
+// every profile, so a web page that rebinds a name to 127.0.0.1 must not be
+// able to read it.
 func guardAdmin(h http.Handler, allowedHosts []string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if hn, _, err := net.SplitHostPort(host); err == nil {
-			host = hn
+		ok := proxy.HostAllowed(r.Host, allowedHosts)
+		for k := range r.Header {
+			ok = ok && !proxy.IsBrowserHeader(k)
 		}
-		host = strings.TrimSuffix(host, ".") // "localhost." is localhost, as in the proxy
-		ok := proxy.IsLoopbackHost(host)
-		for _, a := range allowedHosts {
-			ok = ok || strings.EqualFold(a, host)
-		}
-		if !ok || r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
+		if !ok {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, `{"error":"admin endpoints answer loopback hosts only, never browsers"}`+"\n")

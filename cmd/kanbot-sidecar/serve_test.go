@@ -137,6 +137,8 @@ func TestGuardAdmin(t *testing.T) {
 		{"suffix trick", "127.0.0.1.evil.example", [2]string{}, 403},
 		{"origin", "127.0.0.1:8788", [2]string{"Origin", "http://evil.example"}, 403},
 		{"fetch metadata", "127.0.0.1:8788", [2]string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"fetch metadata look-alike", "127.0.0.1:8788", [2]string{"Sec_Fetch_Dest", "document"}, 403},
+		{"bracketed ipv6 without port", "[::1]", [2]string{}, 200},
 	} {
 		req := httptest.NewRequest("GET", "/metrics", nil)
 		req.Host = c.host
