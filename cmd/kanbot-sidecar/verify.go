@@ -204,14 +204,9 @@ func newVerifier(home string, fc fileConfig, sidecar, backend string) (*verifier
 	return v, nil
 }
 
-// verifyBaseURL accepts an http(s) URL with a host and no query or fragment.
-func verifyBaseURL(s string) error {
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q: want http://host:port", s)
-	}
-	return nil
-}
+// verifyBaseURL accepts what upstream accepts: an http(s) URL with a host,
+// a valid port and a clean path, and no credentials, query or fragment.
+func verifyBaseURL(s string) error { return checkUpstreamURL(s) }
 
 // verifyDialAddr turns a listen address into one a client can dial: a
 // wildcard host (0.0.0.0, ::, empty) becomes the matching loopback.
